@@ -6,7 +6,9 @@
  * operation has a deadline (timeout_ms, applied to each send/recv and to the
  * connect), so nothing waits forever. After any error other than a status the
  * server sent (ENOTFOUND, EEXISTS, ...) the connection is unusable: close it.
- * spy_client_broken tells which case happened. */
+ * spy_client_broken tells which case happened; any call on a broken connection
+ * (or after the peer closed) returns SPY_ECLOSED. Starting another request
+ * while a streamed put is open returns SPY_EINVAL. */
 #ifndef SPY_CLIENT_H
 #define SPY_CLIENT_H
 
@@ -17,8 +19,9 @@
 
 struct spy_client;
 
-/* Connects to host:port (IPv4, IPv6 or a name). Returns SPY_OK, SPY_EIO or
- * SPY_ETIMEDOUT. */
+/* Connects to host:port (IPv4, IPv6 or a name). Returns SPY_OK, SPY_EIO,
+ * SPY_ETIMEDOUT, or SPY_EINVAL (NULL host, port outside 1..65535,
+ * timeout_ms <= 0). */
 int spy_client_connect(const char *host, int port, int timeout_ms, struct spy_client **out);
 void spy_client_close(struct spy_client *c);
 
@@ -41,12 +44,16 @@ int spy_client_put(struct spy_client *c, uint64_t fid, const void *data, size_t 
 int spy_client_put_begin(struct spy_client *c, uint64_t fid, uint64_t max_len);
 int spy_client_put_data(struct spy_client *c, const void *data, size_t len);
 int spy_client_put_end(struct spy_client *c);
+/* Abandons the open put (END with SPY_FRAME_ABORT); SPY_OK once the server has
+ * discarded it and the connection is usable again. */
 int spy_client_put_abort(struct spy_client *c);
 
 /* Range get: calls sink(arg, bytes, n) for each DATA frame as it arrives and
  * returns the END status (SPY_OK only if every byte arrived and the end-to-end
  * crc matched). length 0 = to the end. *object_len (may be NULL) gets the full
- * object size. A non-zero return from sink aborts (connection becomes broken). */
+ * object size. A NULL sink discards the bytes. A non-zero return from sink
+ * aborts (the connection becomes broken): a negative value is returned as is,
+ * a positive one as SPY_EABORTED. */
 typedef int (*spy_client_sink)(void *arg, const uint8_t *data, size_t n);
 int spy_client_get(struct spy_client *c, uint64_t fid, uint64_t offset, uint64_t length,
                    spy_client_sink sink, void *arg, uint64_t *object_len);
