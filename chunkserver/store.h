@@ -33,18 +33,18 @@ struct spy_store_config {
 };
 
 struct spy_store_stats {
-    uint64_t total_free;   /* bytes still appendable, all chunks */
-    uint64_t max_free;     /* largest appendable space in one chunk */
-    uint64_t used;         /* bytes of live records */
-    uint64_t garbage;      /* bytes of deleted objects and tombstones (reclaimable) */
-    uint64_t objects;      /* live objects */
-    uint64_t deleted;      /* tombstoned fids */
-    uint32_t chunks;       /* chunk files */
-    uint32_t chunks_damaged; /* chunks refused for writing after an error */
-    uint32_t writes_active;  /* puts holding a chunk */
-    uint32_t writes_pending; /* puts/deletes waiting for a free chunk */
+    uint64_t total_free;          /* bytes still appendable, all chunks */
+    uint64_t max_free;            /* largest object body one chunk can still take */
+    uint64_t used;                /* bytes of live records */
+    uint64_t garbage;             /* bytes of deleted objects and tombstones (reclaimable) */
+    uint64_t objects;             /* live objects */
+    uint64_t deleted;             /* tombstoned fids */
+    uint32_t chunks;              /* chunk files */
+    uint32_t chunks_damaged;      /* chunks refused for writing after an error */
+    uint32_t writes_active;       /* puts and deletes holding a chunk */
+    uint32_t writes_pending;      /* puts/deletes waiting for a free chunk */
     uint64_t recovered_truncated; /* bytes cut off torn tails at the last open */
-    double open_seconds;     /* how long the last spy_store_open took */
+    double open_seconds;          /* how long the last spy_store_open took */
 };
 
 struct spy_object_info {
@@ -95,8 +95,9 @@ int spy_store_stat(struct spy_store *store, uint64_t fid, struct spy_object_info
  * starting at 'off' (< info->len). It reads the 64 KiB blocks covering as much
  * as fits in buf (cap >= 2 * SPY_STORE_BLOCK), checks each block's crc, and
  * sets *data (inside buf) and *n to the bytes from 'off' on (n >= 1). Call
- * again with off += n for more. ECORRUPT if a block or the record header fails
- * its checksum (nothing from that block is returned), EIO on read errors. */
+ * again with off += n for more. ERANGE if off >= info->len (an empty object
+ * has no bytes to read), EINVAL if cap < 2 * SPY_STORE_BLOCK. ECORRUPT if a block or the record
+ * header fails its checksum (nothing from that block is returned), EIO on read errors. */
 int spy_store_read(struct spy_store *store, const struct spy_object_info *info, uint64_t off,
                    uint8_t *buf, size_t cap, const uint8_t **data, size_t *n);
 

@@ -53,7 +53,7 @@ uint32_t spy_crc32c_portable(uint32_t crc, const void *buf, size_t len)
  * faster still; one stream already runs at ~8 bytes per 3 cycles, well above
  * disk and loopback speeds, so we keep the simple loop. */
 __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const void *buf,
-                                                             size_t len)
+                                                            size_t len)
 {
     const uint8_t *p = buf;
     uint64_t c = ~crc;

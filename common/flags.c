@@ -85,8 +85,7 @@ static int set_flag_value(const struct spy_flag *f, const char *text, char *err,
     case SPY_FLAG_INT: {
         long long v;
         if (spy_parse_int(text, &v) != 0) {
-            snprintf(err, errlen, "bad value for --%s: '%s' is not a whole number", f->name,
-                     text);
+            snprintf(err, errlen, "bad value for --%s: '%s' is not a whole number", f->name, text);
             return -1;
         }
         if ((f->min != 0 || f->max != 0) && (v < f->min || v > f->max)) {
@@ -100,12 +99,11 @@ static int set_flag_value(const struct spy_flag *f, const char *text, char *err,
     case SPY_FLAG_SIZE: {
         uint64_t v;
         if (spy_parse_size(text, &v) != 0) {
-            snprintf(err, errlen, "bad value for --%s: '%s' is not a size (e.g. 64M, 2G)",
-                     f->name, text);
+            snprintf(err, errlen, "bad value for --%s: '%s' is not a size (e.g. 64M, 2G)", f->name,
+                     text);
             return -1;
         }
-        if ((f->min != 0 || f->max != 0) &&
-            (v < (uint64_t)f->min || v > (uint64_t)f->max)) {
+        if ((f->min != 0 || f->max != 0) && (v < (uint64_t)f->min || v > (uint64_t)f->max)) {
             snprintf(err, errlen, "bad value for --%s: %s is outside %lld..%lld bytes", f->name,
                      text, f->min, f->max);
             return -1;
@@ -126,8 +124,8 @@ static struct spy_flag *find_flag(struct spy_flag *flags, size_t n, const char *
     return NULL;
 }
 
-int spy_flags_parse(struct spy_flag *flags, size_t nflags, int argc, char **argv,
-                    int *npositional, char *err, size_t errlen)
+int spy_flags_parse(struct spy_flag *flags, size_t nflags, int argc, char **argv, int *npositional,
+                    char *err, size_t errlen)
 {
     unsigned char seen[nflags > 0 ? nflags : 1];
     memset(seen, 0, sizeof(seen));
@@ -174,8 +172,7 @@ int spy_flags_parse(struct spy_flag *flags, size_t nflags, int argc, char **argv
     }
     for (size_t i = 0; i < nflags; i++) {
         if (flags[i].required && !seen[i]) {
-            snprintf(err, errlen, "missing required flag --%s (%s)", flags[i].name,
-                     flags[i].help);
+            snprintf(err, errlen, "missing required flag --%s (%s)", flags[i].name, flags[i].help);
             return SPY_FLAGS_ERROR;
         }
     }
@@ -188,11 +185,10 @@ int spy_flags_parse(struct spy_flag *flags, size_t nflags, int argc, char **argv
     return SPY_FLAGS_OK;
 }
 
-void spy_flags_usage(FILE *out, const char *prog, const char *summary,
-                     const struct spy_flag *flags, size_t nflags)
+void spy_flags_usage(FILE *out, const char *prog, const char *summary, const struct spy_flag *flags,
+                     size_t nflags)
 {
-    fprintf(out, "usage: %s [flags]\n%s\n\nflags (also accepted as -name=value):\n", prog,
-            summary);
+    fprintf(out, "usage: %s [flags]\n%s\n\nflags (also accepted as -name=value):\n", prog, summary);
     for (size_t i = 0; i < nflags; i++) {
         const struct spy_flag *f = &flags[i];
         const char *kind = f->type == SPY_FLAG_BOOL   ? "=<true|false>"

@@ -44,12 +44,12 @@ enum spy_flags_result {
  * arguments are moved, in order, to the front of argv after argv[0], and their
  * count is stored in *npositional (when npositional is NULL they are an error).
  * A lone "--" ends flag parsing. */
-int spy_flags_parse(struct spy_flag *flags, size_t nflags, int argc, char **argv,
-                    int *npositional, char *err, size_t errlen);
+int spy_flags_parse(struct spy_flag *flags, size_t nflags, int argc, char **argv, int *npositional,
+                    char *err, size_t errlen);
 
 /* Prints "usage: prog ..." with one line per flag and its default. */
-void spy_flags_usage(FILE *out, const char *prog, const char *summary,
-                     const struct spy_flag *flags, size_t nflags);
+void spy_flags_usage(FILE *out, const char *prog, const char *summary, const struct spy_flag *flags,
+                     size_t nflags);
 
 /* Parses "123", "64K", "16M", "2G", "1T" (case-insensitive, optional "B" or
  * "iB") into bytes. Returns 0, or -1 on a malformed or overflowing value. */

@@ -48,11 +48,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPY_PROTO_MAGIC      0x5359u
-#define SPY_PROTO_VERSION    1
-#define SPY_FRAME_HDR_SIZE   24
-#define SPY_DATA_MAX         (1u << 20) /* one memory block */
-#define SPY_SMALL_MAX        (64u << 10) /* any non-DATA payload, e.g. STATUS JSON */
+#define SPY_PROTO_MAGIC    0x5359u
+#define SPY_PROTO_VERSION  1
+#define SPY_FRAME_HDR_SIZE 24
+#define SPY_DATA_MAX       (1u << 20)  /* one memory block */
+#define SPY_SMALL_MAX      (64u << 10) /* any non-DATA payload, e.g. STATUS JSON */
 
 enum spy_op {
     SPY_OP_PING = 1,
@@ -90,12 +90,12 @@ int spy_frame_decode(const uint8_t in[SPY_FRAME_HDR_SIZE], struct spy_frame *out
 uint32_t spy_frame_max_payload(uint8_t op, int is_response);
 
 /* Exact payload sizes of the fixed-size messages. */
-#define SPY_FID_PAYLOAD      8  /* STAT, DELETE request */
-#define SPY_GET_REQ_PAYLOAD  24
-#define SPY_GET_RESP_PAYLOAD 24
-#define SPY_PUT_REQ_PAYLOAD  16
-#define SPY_END_REQ_PAYLOAD  12
-#define SPY_END_RESP_PAYLOAD 4
+#define SPY_FID_PAYLOAD       8 /* STAT, DELETE request */
+#define SPY_GET_REQ_PAYLOAD   24
+#define SPY_GET_RESP_PAYLOAD  24
+#define SPY_PUT_REQ_PAYLOAD   16
+#define SPY_END_REQ_PAYLOAD   12
+#define SPY_END_RESP_PAYLOAD  4
 #define SPY_STAT_RESP_PAYLOAD 40
 
 struct spy_get_req {

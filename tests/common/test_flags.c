@@ -50,8 +50,7 @@ static void test_go_style_spellings(void **state)
     (void)state;
     struct opts o = {0};
     char err[256];
-    char *argv[] = {"prog", "-ip", "::1", "-port=9000", "-D", "--chunk_size", "64M",
-                    "-group_id=1"};
+    char *argv[] = {"prog", "-ip", "::1", "-port=9000", "-D", "--chunk_size", "64M", "-group_id=1"};
     assert_int_equal(parse(&o, 8, argv, NULL, err), SPY_FLAGS_OK);
     assert_string_equal(o.ip, "::1");
     assert_int_equal(o.port, 9000);

@@ -15,8 +15,11 @@
 static void test_frame_round_trip(void **state)
 {
     (void)state;
-    struct spy_frame f = {.op = SPY_OP_GET, .flags = SPY_FRAME_RESPONSE, .status = SPY_ENOTFOUND,
-                          .req_id = 0x0102030405060708ULL, .len = SPY_GET_RESP_PAYLOAD};
+    struct spy_frame f = {.op = SPY_OP_GET,
+                          .flags = SPY_FRAME_RESPONSE,
+                          .status = SPY_ENOTFOUND,
+                          .req_id = 0x0102030405060708ULL,
+                          .len = SPY_GET_RESP_PAYLOAD};
     uint8_t hdr[SPY_FRAME_HDR_SIZE];
     spy_frame_encode(&f, hdr);
     assert_int_equal(hdr[0], 0x53);
@@ -170,10 +173,8 @@ static void test_payload_codecs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frame_round_trip),
-        cmocka_unit_test(test_every_byte_flip_rejected),
-        cmocka_unit_test(test_field_checks),
-        cmocka_unit_test(test_payload_bounds_per_op),
+        cmocka_unit_test(test_frame_round_trip), cmocka_unit_test(test_every_byte_flip_rejected),
+        cmocka_unit_test(test_field_checks),     cmocka_unit_test(test_payload_bounds_per_op),
         cmocka_unit_test(test_payload_codecs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
