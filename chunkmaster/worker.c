@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -277,12 +278,8 @@ int spy_worker_start(struct spy_db *db, struct spy_worker **out)
         return SPY_ENOMEM;
     w->db = db;
     w->stats.db_ok = 1;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    spy_cond_init_monotonic(&w->wake);
     int err = pthread_create(&w->thread, NULL, worker_main, w);
     if (err != 0) {
         spy_error("worker: cannot start the database thread: %s", strerror(err));

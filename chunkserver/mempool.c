@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 struct spy_mempool {
@@ -36,11 +37,7 @@ struct spy_mempool *spy_mempool_create(uint32_t max_blocks)
         free(pool);
         return NULL;
     }
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&pool->freed, &attr);
-    pthread_condattr_destroy(&attr);
+    spy_cond_init_monotonic(&pool->freed);
     pthread_mutex_init(&pool->lock, NULL);
     pool->max_blocks = max_blocks;
     return pool;
@@ -58,21 +55,6 @@ void spy_mempool_destroy(struct spy_mempool *pool)
     pthread_cond_destroy(&pool->freed);
     pthread_mutex_destroy(&pool->lock);
     free(pool);
-}
-
-/* deadline_after: the CLOCK_MONOTONIC time 'ms' milliseconds from now, the
- * clock the pool's condition variable waits on. */
-static struct timespec deadline_after(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
 }
 
 /* take_locked: hands out a free block, or mallocs a new one while under the
@@ -98,7 +80,7 @@ static uint8_t *take_locked(struct spy_mempool *pool, int *malloc_failed)
 
 uint8_t *spy_mempool_get(struct spy_mempool *pool, int wait_ms)
 {
-    struct timespec deadline = deadline_after(wait_ms > 0 ? wait_ms : 0);
+    struct timespec deadline = spy_clock_deadline(wait_ms > 0 ? wait_ms : 0);
     int malloc_failed = 0;
     pthread_mutex_lock(&pool->lock);
     uint8_t *block = take_locked(pool, &malloc_failed);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/httpc.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -101,20 +102,6 @@ static void log_transition(struct spy_reporter *r, int rc, int http, int first)
     r->failing = rc != SPY_OK;
 }
 
-/* deadline_after: CLOCK_MONOTONIC time 'ms' from now. */
-static struct timespec deadline_after(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* report_thread: report, sleep interval (or until stop), repeat. */
 static void *report_thread(void *arg)
 {
@@ -133,7 +120,7 @@ static void *report_thread(void *arg)
         r->stats.successes += rc == SPY_OK;
         r->stats.last_status = rc;
         r->stats.last_http = http;
-        struct timespec until = deadline_after(r->cfg.interval_ms);
+        struct timespec until = spy_clock_deadline(r->cfg.interval_ms);
         while (!r->stop)
             if (pthread_cond_timedwait(&r->wake, &r->lock, &until) == ETIMEDOUT)
                 break;
@@ -163,11 +150,7 @@ int spy_reporter_start(const struct spy_reporter_config *cfg, struct spy_reporte
     if (r == NULL)
         return SPY_ENOMEM;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    spy_cond_init_monotonic(&r->wake);
     r->cfg = *cfg;
     r->master_ip = strdup(cfg->master_ip);
     r->advertise_ip = strdup(cfg->advertise_ip);

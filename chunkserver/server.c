@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/crc32c.h"
 #include "common/log.h"
 #include "common/proto.h"
@@ -75,14 +76,6 @@ struct conn {
     int discarding;      /* dropping DATA/END of a refused put */
     uint64_t discard_id;
 };
-
-/* now_ms: monotonic milliseconds. */
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- socket I/O ---------------------------------------------------------- */
 
@@ -611,9 +604,9 @@ static void close_conn(int fd, int rc)
     if (rc == SPY_EPROTO && shutdown(fd, SHUT_WR) == 0) {
         uint8_t buf[DISCARD_BUF];
         set_timeouts(fd, LINGER_MS);
-        int64_t deadline = now_ms() + LINGER_MS;
+        int64_t deadline = spy_clock_ms() + LINGER_MS;
         size_t drained = 0;
-        while (drained < LINGER_BYTES && now_ms() < deadline) {
+        while (drained < LINGER_BYTES && spy_clock_ms() < deadline) {
             ssize_t n = recv(fd, buf, sizeof(buf), 0);
             if (n <= 0 && !(n < 0 && errno == EINTR))
                 break;
@@ -662,7 +655,7 @@ static void note_refused(struct spy_server *srv)
 {
     atomic_fetch_add(&srv->refused, 1);
     srv->refused_unlogged++;
-    int64_t now = now_ms();
+    int64_t now = spy_clock_ms();
     if (now - srv->refuse_logged_ms >= 1000) {
         spy_warn("--max_conns=%u reached: closed %llu new connection(s)", srv->cfg.max_conns,
                  (unsigned long long)srv->refused_unlogged);
@@ -729,9 +722,9 @@ static void *accept_thread(void *arg)
         }
         if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED)
             continue;
-        if (now_ms() - error_logged_ms >= 1000) {
+        if (spy_clock_ms() - error_logged_ms >= 1000) {
             spy_error("accept: %s", strerror(errno));
-            error_logged_ms = now_ms();
+            error_logged_ms = spy_clock_ms();
         }
         poll(&p[1], 1, 100);
     }
@@ -764,14 +757,10 @@ int spy_server_create(const struct spy_server_config *cfg, struct spy_server **o
     srv->cfg.advertise_ip = srv->advertise_ip;
     srv->listen_fd = -1;
     srv->wake_pipe[0] = srv->wake_pipe[1] = -1;
-    srv->started_ms = now_ms();
+    srv->started_ms = spy_clock_ms();
     srv->conns.next = srv->conns.prev = &srv->conns;
     pthread_mutex_init(&srv->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&srv->conn_gone, &attr);
-    pthread_condattr_destroy(&attr);
+    spy_cond_init_monotonic(&srv->conn_gone);
     *out = srv;
     return SPY_OK;
 }
@@ -928,7 +917,7 @@ void spy_server_get_counters(struct spy_server *srv, struct spy_server_counters 
 
 uint64_t spy_server_uptime(const struct spy_server *srv)
 {
-    return (uint64_t)(now_ms() - srv->started_ms) / 1000;
+    return (uint64_t)(spy_clock_ms() - srv->started_ms) / 1000;
 }
 
 int spy_server_status_json(struct spy_server *srv, char *buf, size_t cap)

@@ -22,6 +22,7 @@
 #include "chunkserver/index.h"
 #include "chunkserver/record.h"
 #include "chunkserver/syncer.h"
+#include "common/clock.h"
 #include "common/crc32c.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -428,11 +429,7 @@ int spy_store_open(const struct spy_store_config *cfg, struct spy_store **out, c
     s->wait_ms = cfg->wait_ms;
     s->lock_fd = -1;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->chunk_free, &attr);
-    pthread_condattr_destroy(&attr);
+    spy_cond_init_monotonic(&s->chunk_free);
     rc = open_dir(s, cfg, err, errlen);
     if (rc != SPY_OK) {
         store_free(s);
@@ -485,27 +482,13 @@ static struct spy_chunk *pick_chunk(struct spy_store *s, uint64_t need, int *why
     return best;
 }
 
-/* deadline_in -- CLOCK_MONOTONIC now + ms (the chunk_free condvar's clock). */
-static struct timespec deadline_in(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* take_chunk -- hands a chunk with room for need bytes to one writer,
  * waiting up to wait_ms (counted in writes_pending) while all that fit are
  * held. Appends need no lock after this: the holder is the only writer. */
 static int take_chunk(struct spy_store *s, uint64_t need, struct spy_chunk **out)
 {
     int wait_ms = s->wait_ms > 0 ? s->wait_ms : 0;
-    struct timespec deadline = deadline_in(wait_ms);
+    struct timespec deadline = spy_clock_deadline(wait_ms);
     int rc, pending = 0, timed_out = wait_ms == 0;
     pthread_mutex_lock(&s->lock);
     for (;;) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -64,20 +65,6 @@ static uint64_t run_round(struct spy_syncer *s, const uint8_t *which)
     return calls;
 }
 
-/* deadline_in -- CLOCK_MONOTONIC now + ms. */
-static struct timespec deadline_in(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* passed -- true once the monotonic clock reached ts. */
 static int passed(const struct timespec *ts)
 {
@@ -97,7 +84,7 @@ static int next_round(struct spy_syncer *s, struct timespec *checkpoint, const u
         return 0;
     if (s->ndirty == 0) {
         *which = NULL;
-        *checkpoint = deadline_in(s->checkpoint_ms);
+        *checkpoint = spy_clock_deadline(s->checkpoint_ms);
     } else {
         memcpy(s->batch, s->dirty, s->n);
         memset(s->dirty, 0, s->n);
@@ -114,7 +101,7 @@ static int next_round(struct spy_syncer *s, struct timespec *checkpoint, const u
 static void *syncer_main(void *arg)
 {
     struct spy_syncer *s = arg;
-    struct timespec checkpoint = deadline_in(s->checkpoint_ms);
+    struct timespec checkpoint = spy_clock_deadline(s->checkpoint_ms);
     const uint8_t *which;
     pthread_mutex_lock(&s->lock);
     while (next_round(s, &checkpoint, &which)) {
@@ -163,12 +150,8 @@ int spy_syncer_start(struct spy_chunk **chunks, uint32_t n, int checkpoint_ms,
     s->durable = calloc(n ? n : 1, sizeof(uint64_t));
     for (uint32_t i = 0; s->durable != NULL && i < n; i++)
         s->durable[i] = chunks[i]->sb_synced;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->wake, &attr);
-    pthread_cond_init(&s->done, &attr);
-    pthread_condattr_destroy(&attr);
+    spy_cond_init_monotonic(&s->wake);
+    spy_cond_init_monotonic(&s->done);
     pthread_mutex_init(&s->lock, NULL);
     if (s->dirty == NULL || s->batch == NULL || s->durable == NULL) {
         syncer_free(s);

@@ -5,6 +5,7 @@
  * (headers, then Content-Length bytes, the chunked terminator, or EOF). The
  * parse is cheap: it hops from header to header and chunk to chunk, never
  * over body bytes, so re-running it costs little even for a 4 MiB body. */
+#include "common/clock.h"
 #include "common/httpc.h"
 
 #include <errno.h>
@@ -40,21 +41,13 @@ struct parsed {
 
 #define PARSE_INCOMPLETE 1
 
-/* now_ms: monotonic milliseconds, the clock every deadline here uses. */
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* wait_fd: polls fd for 'events' until 'deadline' (monotonic ms). Returns
  * SPY_OK when ready, SPY_ETIMEDOUT when the deadline passed, SPY_EIO on a
  * poll error. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - spy_clock_ms();
         if (left <= 0)
             return SPY_ETIMEDOUT;
         struct pollfd p = {.fd = fd, .events = events};
@@ -110,9 +103,9 @@ static int connect_host(const struct spy_http_req *req, int64_t deadline, int *o
     int connect_ms = req->connect_timeout_ms > 0 ? req->connect_timeout_ms : req->timeout_ms;
     int rc = SPY_EIO;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        int64_t until = now_ms() + connect_ms;
+        int64_t until = spy_clock_ms() + connect_ms;
         rc = connect_one(ai, until < deadline ? until : deadline, out);
-        if (rc == SPY_OK || now_ms() >= deadline)
+        if (rc == SPY_OK || spy_clock_ms() >= deadline)
             break;
     }
     freeaddrinfo(res);
@@ -465,7 +458,7 @@ int spy_http_request(const struct spy_http_req *req, struct spy_http_resp *resp)
         (req->body == NULL && req->body_len > 0) || !header_safe(req->host) ||
         !header_safe(req->method) || !header_safe(req->path) || !header_safe(req->content_type))
         return SPY_EINVAL;
-    int64_t deadline = now_ms() + req->timeout_ms;
+    int64_t deadline = spy_clock_ms() + req->timeout_ms;
     int fd;
     int rc = connect_host(req, deadline, &fd);
     if (rc != SPY_OK)

@@ -10,6 +10,7 @@
  *
  * Errors that arise here (socket, protocol) are logged once, as warnings, with
  * the peer's address; server statuses are results, not logged. */
+#include "common/clock.h"
 #include "common/spy_client.h"
 
 #include <errno.h>
@@ -47,14 +48,6 @@ struct spy_client {
     struct client_put put;
     char peer[80]; /* "host:port", for log lines */
 };
-
-/* now_ms: a monotonic clock for the connect deadline. */
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* fail_io: marks the connection broken and logs the socket error once;
  * returns the status to hand back (ETIMEDOUT, ECLOSED or EIO). */
@@ -242,7 +235,7 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline)
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
         err = errno;
         while (err == EINPROGRESS || err == EINTR) {
-            int64_t left = deadline - now_ms();
+            int64_t left = deadline - spy_clock_ms();
             struct pollfd pfd = {.fd = fd, .events = POLLOUT};
             int pr = left > 0 ? poll(&pfd, 1, (int)left) : 0;
             if (pr < 0 && errno == EINTR)
@@ -312,7 +305,7 @@ int spy_client_connect(const char *host, int port, int timeout_ms, struct spy_cl
     else
         snprintf(peer, sizeof(peer), "%s:%d", host, port);
     snprintf(service, sizeof(service), "%d", port);
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = spy_clock_ms() + timeout_ms;
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *list;
