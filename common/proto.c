@@ -84,7 +84,7 @@ int spy_frame_decode(const uint8_t in[SPY_FRAME_HDR_SIZE], struct spy_frame *out
     int is_response = (flags & SPY_FRAME_RESPONSE) != 0;
     if (!is_response && in[5] != 0)
         return SPY_EPROTO;
-    if (in[5] > -SPY_EREADONLY)
+    if (in[5] > -SPY_STATUS_LAST)
         return SPY_EPROTO;
     uint32_t len = spy_get_u32(in + 16);
     if (len > spy_frame_max_payload(op, is_response))

@@ -37,6 +37,8 @@ const char *spy_strerror(int status)
         return "connection closed";
     case SPY_EREADONLY:
         return "store is read-only";
+    case SPY_EUNAVAIL:
+        return "storage unavailable (no route table or no fids from the chunkmaster)";
     default:
         return "unknown error";
     }

@@ -7,6 +7,9 @@
 #ifndef SPY_STATUS_H
 #define SPY_STATUS_H
 
+/* The most negative code; wire status bytes above -SPY_STATUS_LAST are malformed. */
+#define SPY_STATUS_LAST SPY_EUNAVAIL
+
 enum spy_status {
     SPY_OK = 0,
     SPY_ENOTFOUND = -1,  /* no such fid (or it was deleted) */
@@ -24,6 +27,8 @@ enum spy_status {
     SPY_ECHECKSUM = -13, /* the client's end-to-end crc does not match the body */
     SPY_ECLOSED = -14,   /* the peer closed the connection */
     SPY_EREADONLY = -15, /* the store refuses writes (damaged chunk, fsync error) */
+    SPY_EUNAVAIL = -16,  /* no storage can take a write now: no route table, no fids
+                            cached (master unreachable); never sent by spy_server */
 };
 
 /* Returns a short constant text for a status ("not found"); never NULL. */
