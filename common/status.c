@@ -18,7 +18,7 @@ const char *spy_strerror(int status)
     case SPY_ENOMEM:
         return "memory block pool exhausted";
     case SPY_EBUSY:
-        return "no chunk free for writing";
+        return "busy: no chunk free for writing, or a queue is full";
     case SPY_EPROTO:
         return "protocol error";
     case SPY_EIO:
