@@ -117,6 +117,26 @@ int spy_registry_error(struct spy_http_request *req, enum spy_oci_code code, con
  * EIO/ETIMEDOUT -> UNKNOWN (500)). */
 enum spy_oci_code spy_registry_code_for(int status, enum spy_oci_code not_found_code);
 
+/* Every response carries "Docker-Distribution-API-Version: registry/2.0".
+ * The HTTP layer has no per-server header list, so handlers answer through
+ * these two: spy_http_respond / spy_http_stream_begin with that field
+ * appended to fields[0..nfields) (at most SPY_REGISTRY_FIELDS_MAX). Same
+ * returns; SPY_EINVAL if nfields is over the maximum (nothing sent). */
+#define SPY_REGISTRY_FIELDS_MAX 63
+int spy_registry_respond(struct spy_http_request *req, int status,
+                         const struct spy_http_field *fields, size_t nfields, const void *body,
+                         size_t len);
+int spy_registry_stream_begin(struct spy_http_request *req, int status,
+                              const struct spy_http_field *fields, size_t nfields,
+                              int64_t content_length);
+
+/* The imageserver's HTTP handler for reg (the router, on_loop_start/stop;
+ * ctx = reg), for spy_http_server_start. reg->meta and reg->blob must exist
+ * before the server starts and outlive spy_http_server_stop, which waits
+ * (bounded) in each loop's on_loop_stop for that loop's request states to
+ * end and then detaches the loop from the blobstore. */
+void spy_registry_handler(struct spy_registry *reg, struct spy_http_handler *out);
+
 /* Submits a metadata op from a loop thread with this loop's poster; the op's
  * done runs on the same loop. Takes a reference on base, dropped after done.
  * Returns what spy_meta_submit returns. */
