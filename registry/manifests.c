@@ -109,8 +109,13 @@ static int reference_error(struct spy_http_request *req, const struct spy_oci_ro
     }
     if (kind == SPY_OCI_REF_INVALID) {
         int looks_digest = memchr(route->ref, ':', route->ref_len) != NULL;
-        spy_registry_error(req, looks_digest ? SPY_OCI_DIGEST_INVALID : SPY_OCI_TAG_INVALID,
-                           looks_digest ? "invalid digest" : "invalid tag", NULL, NULL, 0);
+        if (looks_digest)
+            spy_registry_error(req, SPY_OCI_DIGEST_INVALID, "invalid digest", NULL, NULL, 0);
+        else if (put)
+            spy_registry_error(req, SPY_OCI_TAG_INVALID, "invalid tag", NULL, NULL, 0);
+        else /* no manifest can have that tag: the spec's "nonexistent" case */
+            spy_registry_error(req, SPY_OCI_MANIFEST_UNKNOWN, "manifest unknown: invalid tag",
+                               NULL, NULL, 0);
         return 1;
     }
     *by_digest = 1;

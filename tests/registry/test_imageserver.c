@@ -225,7 +225,10 @@ static void test_base_and_routing(void **state)
     get_error("GET", "/nothere", 404, "UNSUPPORTED");
     get_error("GET", "/v2/UPPER/tags/list", 400, "NAME_INVALID");
     get_error("GET", "/v2/a..b/manifests/latest", 400, "NAME_INVALID");
-    get_error("GET", "/v2/repo/manifests/-bad", 400, "TAG_INVALID");
+    /* no manifest can carry an invalid tag: reads say unknown, a PUT says invalid */
+    get_error("GET", "/v2/repo/manifests/-bad", 404, "MANIFEST_UNKNOWN");
+    get_error("HEAD", "/v2/repo/manifests/.bad", 404, NULL);
+    get_error("PUT", "/v2/repo/manifests/-bad", 400, "TAG_INVALID");
     get_error("GET", "/v2/repo/manifests/sha256:abc", 400, "DIGEST_INVALID");
     get_error("GET", "/v2/repo/blobs/sha256:ABC", 400, "DIGEST_INVALID");
     get_error("GET", "/v2/repo/blobs/notadigest", 400, "DIGEST_INVALID");
