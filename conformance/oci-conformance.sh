@@ -103,7 +103,7 @@ status=0
 (cd "$report" && "$work/conformance.test" -ginkgo.no-color) >"$log" 2>&1 || status=$?
 
 # The suite's own summary: the failures, then "Ran N of M Specs" and the counts.
-counts=$(grep -E '(PASS|FAIL)! -- [0-9]+ Passed \| [0-9]+ Failed' "$log" | tail -1 || true)
+counts=$(grep -E '(SUCCESS|FAIL)! -- [0-9]+ Passed \| [0-9]+ Failed' "$log" | tail -1 || true)
 if [ -z "$counts" ]; then
   tail -20 "$log" >&2
   die "the suite ended without a summary (exit $status; log: $log)"
