@@ -487,7 +487,9 @@ static int check_body(struct scan *s, const struct spy_record_hdr *h)
 
 /* check_record -- validates the record at pos: header fields and crc
  * always, body blocks only at or beyond the checkpoint. SPY_ECORRUPT means
- * "not a valid record here"; SPY_EIO is a read error. */
+ * "not a valid record here"; SPY_ECHECKSUM "a valid header and table, but
+ * the body fails a block crc" (the record's extent is still trusted);
+ * SPY_EIO is a read error. */
 static int check_record(struct scan *s, uint64_t pos, uint64_t synced, struct spy_record_hdr *h)
 {
     const uint8_t *p;
@@ -501,8 +503,34 @@ static int check_record(struct scan *s, uint64_t pos, uint64_t synced, struct sp
     if (pos < synced && pos + spy_record_size(h->body_len) > synced)
         return SPY_ECORRUPT; /* checkpoints fall between records, never inside one */
     rc = check_header_crc(s, hdr, h);
-    if (rc == SPY_OK && pos >= synced)
+    if (rc == SPY_OK && pos >= synced && h->type != SPY_RECORD_PAD) {
         rc = check_body(s, h);
+        if (rc == SPY_ECORRUPT)
+            rc = SPY_ECHECKSUM;
+    }
+    return rc;
+}
+
+/* pad_record -- re-labels the record at h->offset as PAD: the same extent
+ * and table under a new header, so no later walk indexes it (not even below
+ * a checkpoint taken after this open, where bodies are not re-read). */
+static int pad_record(struct scan *s, const struct spy_record_hdr *h)
+{
+    uint64_t table_len = spy_record_table_bytes(h->body_len);
+    uint8_t *table = malloc(table_len ? (size_t)table_len : 1);
+    if (table == NULL)
+        return SPY_ENOMEM;
+    int rc =
+        spy_chunk_read(s->c, table, (size_t)table_len, h->offset + SPY_RECORD_HDR + h->body_len);
+    if (rc == SPY_OK) {
+        struct spy_record_hdr pad = *h;
+        pad.type = SPY_RECORD_PAD;
+        uint8_t hdr[SPY_RECORD_HDR];
+        spy_record_encode(&pad, s->c->salt, table, hdr);
+        rc = spy_chunk_write(s->c, hdr, sizeof(hdr), h->offset);
+    }
+    free(table);
+    s->len = 0; /* the window may hold the old header */
     return rc;
 }
 
@@ -564,6 +592,28 @@ static int walk(struct scan *s, spy_chunk_scan_fn fn, void *ctx, struct spy_chun
         if (valid == SPY_ENOMEM) {
             rc = valid;
             break;
+        }
+        if (valid == SPY_ECHECKSUM) {
+            uint64_t size = spy_record_size(h.body_len);
+            int prc = pad_record(s, &h);
+            spy_error("%s: record of fid %llu at offset %llu: body fails its checksum; skipped "
+                      "(%llu bytes now garbage%s), the records after it are kept",
+                      s->c->name, (unsigned long long)h.fid, (unsigned long long)pos,
+                      (unsigned long long)size, prc == SPY_OK ? ", marked PAD" : "");
+            if (prc != SPY_OK) { /* cannot mark it: keep the old behaviour, stop here */
+                scan_stopped(s, pos, synced, SPY_ECORRUPT, out);
+                break;
+            }
+            out->skipped++;
+            out->skipped_bytes += size;
+            pos += size;
+            continue;
+        }
+        if (valid == SPY_OK && h.type == SPY_RECORD_PAD) {
+            uint64_t size = spy_record_size(h.body_len);
+            out->skipped_bytes += size;
+            pos += size;
+            continue;
         }
         if (valid != SPY_OK) {
             scan_stopped(s, pos, synced, valid, out);

@@ -131,16 +131,23 @@ typedef int (*spy_chunk_scan_fn)(void *ctx, struct spy_chunk *c, const struct sp
 
 /* What a scan found. */
 struct spy_chunk_scan {
-    uint64_t records;   /* valid records passed to the callback */
-    uint64_t end;       /* offset after the last valid record: the new tail */
-    uint64_t cut_bytes; /* bytes of a torn tail found at 'end' (a lower bound) */
-    int corrupt;        /* stopped by corruption or a read error: chunk damaged */
+    uint64_t records;       /* valid records passed to the callback */
+    uint64_t end;           /* offset after the last valid record: the new tail */
+    uint64_t cut_bytes;     /* bytes of a torn tail found at 'end' (a lower bound) */
+    int corrupt;            /* stopped by corruption or a read error: chunk damaged */
+    uint64_t skipped;       /* records beyond the checkpoint whose body failed its crc,
+                               re-labelled PAD on disk by this scan */
+    uint64_t skipped_bytes; /* bytes of those and of older PAD records (garbage) */
 };
 
 /* Walks the records from SPY_CHUNK_DATA. Below the superblock's
  * synced_offset only headers and tables are read and checked (the header
  * crc); from there on bodies are checked block by block too. It stops at
- * the first invalid record: at or beyond synced_offset that is the torn tail
+ * the first invalid record - except a record beyond synced_offset whose
+ * header and table are valid but whose body fails a block crc: its extent is
+ * known, so it is skipped (logged, counted in out->skipped, never indexed)
+ * and the walk goes on, so one bad block never drops the acknowledged
+ * records after it. Otherwise: at or beyond synced_offset that is the torn tail
  * (tail = its offset, logged if nonzero bytes are cut), below it is
  * corruption; a read error stops it too. Corruption and read errors are
  * logged and mark the chunk damaged (out->corrupt). Sets c->tail. Returns

@@ -110,7 +110,7 @@ int spy_record_decode(const uint8_t *in, uint64_t expect_offset, uint64_t chunk_
     out->crc = spy_record_get32(in + OFF_CRC);
     if (out->magic != SPY_RECORD_MAGIC || out->version != SPY_RECORD_VERSION)
         return SPY_ECORRUPT;
-    if (out->type != SPY_RECORD_PUT && out->type != SPY_RECORD_DEL)
+    if (out->type != SPY_RECORD_PUT && out->type != SPY_RECORD_DEL && out->type != SPY_RECORD_PAD)
         return SPY_ECORRUPT;
     if (out->flags != 0 || spy_record_get32(in + OFF_RESERVED) != 0)
         return SPY_ECORRUPT;

@@ -15,7 +15,7 @@
  *
  *     00-03  magic      u32  SPY_RECORD_MAGIC; nonzero so zeroed space never validates
  *     04-05  version    u16  SPY_RECORD_VERSION
- *     06     type       u8   PUT=1, DEL=2 (on disk: never renumber)
+ *     06     type       u8   PUT=1, DEL=2, PAD=3 (on disk: never renumber)
  *     07     flags      u8   0 (reserved; a nonzero value is refused)
  *     08-15  fid        u64  object id (for DEL: the deleted fid)
  *     16-23  body_len   u64  body bytes (DEL: 0)
@@ -44,6 +44,10 @@
 enum spy_record_type {
     SPY_RECORD_PUT = 1,
     SPY_RECORD_DEL = 2,
+    /* A PUT whose body was found corrupt at recovery, re-labelled in place
+     * (same extent and table, new header crc) so later walks skip it as
+     * garbage instead of indexing it or stopping at it. */
+    SPY_RECORD_PAD = 3,
 };
 
 /* The decoded header; the on-disk bytes are produced by spy_record_encode. */

@@ -332,6 +332,7 @@ static int recover(struct spy_store *s, char *err, size_t errlen)
             return rc;
         }
         s->recovered_truncated += scan.cut_bytes;
+        s->chunks[i]->garbage += scan.skipped_bytes;
     }
     return SPY_OK;
 }

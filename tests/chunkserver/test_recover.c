@@ -264,6 +264,50 @@ static void flip_byte(const char *path, uint64_t off)
     file_write(path, &b, 1, off);
 }
 
+/* A bad body block in a record beyond the checkpoint, with acknowledged
+ * records after it (a bit flipped on disk, not a crash): the walk skips that
+ * one record, keeps every record after it, and counts it as garbage. */
+static void test_body_flip_beyond_checkpoint_skips_one_record(void **state)
+{
+    (void)state;
+    char dir[64];
+    tu_mkdtemp(dir, sizeof(dir));
+    struct spy_store *s = tu_open(dir, CHUNKS, CHUNK_SIZE, 0);
+    put_early(s);
+    const uint64_t bad = 500, after = 501;
+    assert_int_equal(tu_put(s, bad, 3 * SPY_STORE_BLOCK, 5000), SPY_OK);
+    assert_int_equal(tu_put(s, after, 2000, 5000), SPY_OK);
+    struct spy_object_info bi, ai;
+    assert_int_equal(spy_store_stat(s, bad, &bi), SPY_OK);
+    assert_int_equal(spy_store_stat(s, after, &ai), SPY_OK);
+    assert_int_equal(bi.chunk_id, ai.chunk_id); /* the fullest chunk takes both */
+    spy_store_close(s);
+    char path[4096];
+    tu_chunk_path(path, sizeof(path), dir, bi.chunk_id);
+    force_synced(path, bi.offset);
+    flip_byte(path, bi.offset + SPY_RECORD_HDR + SPY_STORE_BLOCK + 77); /* block 1 */
+
+    s = tu_open(dir, CHUNKS, CHUNK_SIZE, 0);
+    struct spy_store_stats st;
+    spy_store_get_stats(s, &st);
+    assert_int_equal(st.chunks_damaged, 0);
+    assert_int_equal(st.objects, EARLY + 1);
+    assert_true(st.garbage >= spy_record_extent(3 * SPY_STORE_BLOCK));
+    struct spy_object_info info;
+    assert_int_equal(spy_store_stat(s, bad, &info), SPY_ENOTFOUND);
+    assert_int_equal(tu_check(s, after, 2000), SPY_OK);
+    check_early(s, 0);
+    assert_int_equal(tu_put(s, NEW_FID, 300, 300), SPY_OK);
+    spy_store_close(s);
+
+    s = tu_open(dir, CHUNKS, CHUNK_SIZE, 0);
+    assert_int_equal(tu_check(s, after, 2000), SPY_OK);
+    assert_int_equal(tu_check(s, NEW_FID, 300), SPY_OK);
+    assert_int_equal(spy_store_stat(s, bad, &info), SPY_ENOTFOUND);
+    spy_store_close(s);
+    tu_rmdir(dir);
+}
+
 static void test_body_flip_in_checkpoint_caught_by_read(void **state)
 {
     (void)state;
@@ -518,6 +562,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_torn_last_record_every_offset),
         cmocka_unit_test(test_torn_multi_block_record_sampled),
+        cmocka_unit_test(test_body_flip_beyond_checkpoint_skips_one_record),
         cmocka_unit_test(test_body_flip_in_checkpoint_caught_by_read),
         cmocka_unit_test(test_corrupt_header_below_checkpoint),
         cmocka_unit_test(test_superblock_slot_fallback),
