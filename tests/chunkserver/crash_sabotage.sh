@@ -22,7 +22,7 @@ damage() {
       # record header is 48 bytes: byte 4144 is the first body byte
       local old
       old=$(od -An -tu1 -j 4144 -N 1 "$f" | tr -d ' ')
-      printf "\\$(printf '%03o' $((old ^ 0xff)))" |
+      printf '%b' "\\0$(printf '%03o' $((old ^ 0xff)))" |
         dd of="$f" bs=1 seek=4144 conv=notrunc status=none
     else
       dd if=/dev/zero of="$f" bs=4096 seek=1 count=256 conv=notrunc status=none
