@@ -7,4 +7,5 @@ spy_fuzz_target(fuzz_frame fuzz_frame.c
   ${CMAKE_SOURCE_DIR}/common/proto.c
   ${CMAKE_SOURCE_DIR}/common/crc32c.c
   ${CMAKE_SOURCE_DIR}/common/log.c
+  ${CMAKE_SOURCE_DIR}/common/clock.c
   ${CMAKE_SOURCE_DIR}/common/status.c)
