@@ -907,7 +907,7 @@ static void test_steady_trickle_survives(void **state)
     /* 12 bytes, one per 100 ms: 1.2 s in all, four times the idle timeout */
     for (int i = 0; i < 12; i++) {
         usleep(100000);
-        send_bytes(c, "abcdefghijkl" + i, 1);
+        send_bytes(c, &"abcdefghijkl"[i], 1);
     }
     struct resp r;
     assert_int_equal(read_resp(c, &r, 0), 0);
