@@ -22,7 +22,18 @@
  *
  * Output is one h2o_socket_write at a time (h2o asserts it). What the layer
  * and the handler want to send meanwhile is gathered in 'queued' and written
- * as one batch when the write in flight completes. */
+ * as one batch when the write in flight completes.
+ *
+ * TLS (cfg.tls): the connection starts with h2o's handshake instead of
+ * reading; h2o decrypts into sock->input, so everything above is unchanged.
+ * Two things differ. h2o encrypts a whole write into memory, so a batch is
+ * written in parts of at most SPY_HTTP_TLS_WRITE_MAX bytes (the plain path
+ * still writes a batch in one call, with no copy). And the sending side is
+ * never shut down on the raw fd (that would cut the TLS stream short of its
+ * close_notify): a closing connection that has read its request to the end
+ * closes at once (h2o_socket_close sends close_notify), and one the client
+ * may still be sending to lingers, reading and discarding, without the
+ * shutdown. */
 #include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -77,6 +88,7 @@ struct req {
     int paused;
     int expect_continue, continue_sent;
     int keep_alive; /* another request may follow on this connection */
+    int body_cut;   /* the body was given up on unread (the client may still send it) */
     int discard;    /* the hold ended before the body did: drop the rest */
     int held;       /* the handler holds the request (http_server.h) */
     /* response */
@@ -100,11 +112,15 @@ struct conn {
     uint64_t requests_served;
     size_t head_last_len; /* phr's last_len for the head being read */
     size_t seen;          /* input bytes left after the last processing */
-    int lingering;        /* response sent, send side shut, discarding */
+    int lingering;        /* response sent, send side shut (not under TLS), discarding */
     size_t linger_left;
+    int tls;        /* the socket is TLS (cfg.tls) */
     int writing;    /* 'inflight' is being written */
     int fake_write; /* 'inflight' is empty and completes in on_defer */
     struct out_batch queued, inflight;
+    /* TLS: the part of 'inflight' being written, and where the next starts */
+    h2o_iovec_t part[OUT_MAX_BUFS];
+    size_t part_buf, part_off;
     char chunk_line[SPY_HTTP_CHUNK_LINE_MAX];
 };
 
@@ -277,6 +293,32 @@ static void out_own(struct conn *c, char *p)
 
 static void on_write(h2o_socket_t *sock, const char *err);
 
+/* write_part: TLS: writes the next at most SPY_HTTP_TLS_WRITE_MAX bytes of
+ * the batch in flight, from (part_buf, part_off) on, and advances them. */
+static void write_part(struct conn *c)
+{
+    const struct out_batch *b = &c->inflight;
+    size_t n = 0, room = SPY_HTTP_TLS_WRITE_MAX;
+    while (c->part_buf < b->cnt && room > 0) {
+        const h2o_iovec_t *src = &b->bufs[c->part_buf];
+        size_t take = src->len - c->part_off < room ? src->len - c->part_off : room;
+        c->part[n++] = h2o_iovec_init(src->base + c->part_off, take);
+        room -= take;
+        c->part_off += take;
+        if (c->part_off == src->len) {
+            c->part_buf++;
+            c->part_off = 0;
+        }
+    }
+    h2o_socket_write(c->sock, c->part, n, on_write);
+}
+
+/* batch_unwritten: TLS: bytes of the batch in flight are still to be written. */
+static int batch_unwritten(const struct conn *c)
+{
+    return c->tls && c->part_buf < c->inflight.cnt;
+}
+
 /* out_flush: starts writing the queued batch unless a write is in flight.
  * A batch with no bytes but a completion finishes on the next turn. */
 static void out_flush(struct conn *c)
@@ -290,6 +332,9 @@ static void out_flush(struct conn *c)
     if (c->inflight.cnt == 0) {
         c->fake_write = 1;
         defer_kick(c);
+    } else if (c->tls) {
+        c->part_buf = c->part_off = 0;
+        write_part(c);
     } else {
         h2o_socket_write(c->sock, c->inflight.bufs, c->inflight.cnt, on_write);
     }
@@ -475,6 +520,7 @@ static void layer_error(struct conn *c, int status, int abort_status, const char
     if (c->dead)
         return;
     spy_debug("http: answering %d: %s", status, message);
+    r->body_cut = !r->body_eof || c->sock->input->size > 0;
     r->body_eof = r->body_done = 1;
     r->paused = 0;
     r->slice_len = 0;
@@ -496,13 +542,19 @@ static void layer_error(struct conn *c, int status, int abort_status, const char
 
 /* begin_linger: the response is out and the connection will not be reused:
  * shut the sending side and discard what the client still sends, up to
- * drain_max bytes or linger_ms, so it reads our response instead of a reset. */
-static void begin_linger(struct conn *c)
+ * drain_max bytes or linger_ms, so it reads our response instead of a reset.
+ * Under TLS the sending side stays open (see the top of this file), and a
+ * connection whose request was read to the end ('body_cut' 0) closes now. */
+static void begin_linger(struct conn *c, int body_cut)
 {
+    if (c->tls && !body_cut) { /* nothing more to read: close_notify and close */
+        conn_close(c);
+        return;
+    }
     c->lingering = 1;
     c->linger_left = cfg(c)->drain_max;
     h2o_buffer_consume(&c->sock->input, c->sock->input->size);
-    if (shutdown(h2o_socket_get_fd(c->sock), SHUT_WR) != 0) {
+    if (!c->tls && shutdown(h2o_socket_get_fd(c->sock), SHUT_WR) != 0) {
         conn_close(c);
         return;
     }
@@ -538,12 +590,13 @@ static void finish_request(struct conn *c)
 {
     struct req *r = c->req;
     int keep = r->keep_alive && !c->loop->draining;
+    int body_cut = r->body_cut;
     free(r);
     c->req = NULL;
     c->requests_served++;
     c->head_last_len = 0;
     if (!keep)
-        begin_linger(c);
+        begin_linger(c, body_cut);
 }
 
 /* read_head: parses a head from the input and hands the request to the
@@ -659,7 +712,7 @@ static int read_body(struct conn *c, struct req *r)
     if (c->sock->input->size == 0) {
         if (r->expect_continue && !r->continue_sent) {
             if (!r->held) { /* answered already: the client need not send it */
-                r->body_eof = r->body_done = 1;
+                r->body_eof = r->body_done = r->body_cut = 1;
                 r->keep_alive = 0;
                 return 1;
             }
@@ -726,7 +779,10 @@ static void on_write(h2o_socket_t *sock, const char *err)
 {
     struct conn *c = sock->data;
     enter(c);
-    write_done(c, err);
+    if (err == NULL && batch_unwritten(c))
+        write_part(c);
+    else
+        write_done(c, err);
     timer_refresh(c, 1);
     leave(c);
 }
@@ -770,6 +826,24 @@ static void on_defer(h2o_timeout_entry_t *entry)
     leave(c);
 }
 
+/* on_handshake: the TLS handshake is over. h2o has stopped reading and may
+ * already have decrypted the first request into sock->input. A failure (a
+ * plain-HTTP client, no shared cipher) only closes: there is no request to
+ * answer and no handler to tell. */
+static void on_handshake(h2o_socket_t *sock, const char *err)
+{
+    struct conn *c = sock->data;
+    enter(c);
+    if (err != NULL) {
+        spy_debug("http: TLS handshake failed: %s", err);
+        conn_close(c);
+    } else {
+        conn_process(c);
+    }
+    timer_refresh(c, 0);
+    leave(c);
+}
+
 void spy_http_conn_accept(struct spy_http_loop *loop, h2o_socket_t *sock)
 {
     struct conn *c = calloc(1, sizeof(*c));
@@ -790,7 +864,12 @@ void spy_http_conn_accept(struct spy_http_loop *loop, h2o_socket_t *sock)
     atomic_fetch_add_explicit(&loop->srv->connections, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&loop->srv->open, 1, memory_order_relaxed);
     enter(c);
-    start_reading(c);
+    if (loop->srv->cfg.tls != NULL) {
+        c->tls = 1;
+        h2o_socket_ssl_handshake(sock, loop->srv->cfg.tls, NULL, on_handshake);
+    } else {
+        start_reading(c);
+    }
     timer_refresh(c, 0);
     leave(c);
 }

@@ -17,12 +17,21 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <h2o/memory.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
 #include "common/log.h"
 #include "common/status.h"
 #include "registry/http_loop.h"
 
 /* Connections accepted per listener wake-up, to share the loop fairly. */
 #define ACCEPT_BATCH 64
+
+/* h2o 2.2.5's per-thread cache of memory-pool chunks: its depth, and an
+ * allocation size of which four fill a chunk (release_pool_cache). */
+#define POOL_CACHE_DEPTH   16
+#define POOL_QUARTER_CHUNK 1000
 
 void spy_http_config_init(struct spy_http_config *cfg)
 {
@@ -38,6 +47,72 @@ void spy_http_config_init(struct spy_http_config *cfg)
     cfg->keepalive_timeout_ms = 30000;
     cfg->linger_ms = 2000;
     cfg->stop_grace_ms = 5000;
+}
+
+/* ---- TLS --------------------------------------------------------------- */
+
+/* select_alpn: the ALPN answer: "http/1.1" if the client offers it, else no
+ * ALPN at all (the client then speaks HTTP/1.1 or gives up); never h2, whose
+ * h2o implementation buffers whole request bodies. */
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    static const unsigned char http11[] = "\x08http/1.1";
+    unsigned char *picked = NULL;
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto(&picked, outlen, http11, sizeof(http11) - 1, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = picked;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* tls_fail: one line naming what failed and OpenSSL's reason; frees ctx. */
+static int tls_fail(SSL_CTX *ctx, char *err, size_t errcap, const char *what, const char *path)
+{
+    char reason[256] = "unknown error";
+    unsigned long e = ERR_peek_last_error();
+    if (e != 0)
+        ERR_error_string_n(e, reason, sizeof(reason));
+    ERR_clear_error();
+    snprintf(err, errcap, "%s %s: %s", what, path, reason);
+    SSL_CTX_free(ctx);
+    return SPY_EINVAL;
+}
+
+int spy_http_tls_create(const char *cert_path, const char *key_path, SSL_CTX **out, char *err,
+                        size_t errcap)
+{
+    const char *paths[] = {cert_path, key_path};
+    for (int i = 0; i < 2; i++)
+        if (access(paths[i], R_OK) != 0) {
+            snprintf(err, errcap, "cannot read %s: %s", paths[i], strerror(errno));
+            return SPY_EINVAL;
+        }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        snprintf(err, errcap, "cannot create a TLS context: out of memory");
+        return SPY_ENOMEM;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1)
+        return tls_fail(ctx, err, errcap, "cannot load the TLS certificate chain", cert_path);
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1)
+        return tls_fail(ctx, err, errcap,
+                        ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH
+                            ? "the TLS private key does not match the certificate"
+                            : "cannot load the TLS private key",
+                        key_path);
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return tls_fail(ctx, err, errcap, "the TLS private key does not match the certificate",
+                        key_path);
+    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
+    *out = ctx;
+    return SPY_OK;
 }
 
 /* ---- listening sockets ------------------------------------------------- */
@@ -254,6 +329,27 @@ static void release_buffer_cache(void)
         free(h2o_mem_alloc_recycle(cache, 1));
 }
 
+/* release_pool_cache: h2o's TLS sockets build their encrypted output in an
+ * h2o_mem_pool_t, whose 4 KiB chunks h2o 2.2.5 also caches per thread (at most
+ * POOL_CACHE_DEPTH, in a cache memory.c keeps private). A TLS loop thread
+ * empties it before it exits: it takes that many chunks into a pool (cached
+ * ones first; four allocations just under a quarter chunk fill one) and frees
+ * them itself rather than back to the cache. A chunk starts with its 'next'. */
+static void release_pool_cache(void)
+{
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    for (int i = 0; i < POOL_CACHE_DEPTH * 4; i++)
+        h2o_mem_alloc_pool(&pool, POOL_QUARTER_CHUNK);
+    for (void *chunk = pool.chunks; chunk != NULL;) {
+        void *next = *(void **)chunk;
+        free(chunk);
+        chunk = next;
+    }
+    pool.chunks = NULL;
+    h2o_mem_clear_pool(&pool);
+}
+
 /* loop_fini: after the last connection: deliver what was posted, let the
  * handler tear down, free the loop. */
 static void loop_fini(struct spy_http_loop *l)
@@ -275,6 +371,8 @@ static void loop_fini(struct spy_http_loop *l)
     free(l->queue); /* 2.2.5's evloop build closes the queue but never frees it */
     h2o_evloop_destroy(l->evloop);
     release_buffer_cache();
+    if (l->srv->cfg.tls != NULL)
+        release_pool_cache();
 }
 
 /* loop_main: a loop thread: serve until stop, drain, tear down. */
@@ -308,6 +406,8 @@ static void server_free(struct spy_http_server *srv, unsigned started)
             close(srv->loops[i].listen_fd);
     pthread_mutex_destroy(&srv->ready_mu);
     pthread_cond_destroy(&srv->ready_cv);
+    if (srv->cfg.tls != NULL)
+        SSL_CTX_free(srv->cfg.tls);
     free(srv->loops);
     free(srv->host);
     free(srv);
@@ -336,6 +436,8 @@ static struct spy_http_server *server_new(const struct spy_http_config *cfg,
     if (srv == NULL)
         return NULL;
     srv->cfg = *cfg;
+    if (srv->cfg.tls != NULL)
+        SSL_CTX_up_ref(srv->cfg.tls);
     srv->handler = *h;
     srv->host = strdup(cfg->host != NULL ? cfg->host : "");
     srv->cfg.host = srv->host;
@@ -400,7 +502,8 @@ int spy_http_server_start(const struct spy_http_config *cfg, const struct spy_ht
         }
     }
     wait_ready(srv, srv->nloops);
-    spy_info("http: listening on port %u with %u threads", srv->port, srv->nloops);
+    spy_info("http: listening on port %u with %u threads%s", srv->port, srv->nloops,
+             srv->cfg.tls != NULL ? " (TLS)" : "");
     *out = srv;
     return SPY_OK;
 }

@@ -3,7 +3,7 @@
  *
  * Why: h2o 2.2.5 buffers a whole request body before any handler runs (see
  * docs/http.md). This layer uses h2o only for what it does well (the evloop,
- * sockets, timeouts, cross-thread queues; TLS later) and does HTTP/1.1 itself,
+ * sockets, timeouts, cross-thread queues, TLS) and does HTTP/1.1 itself,
  * so an upload flows client -> handler -> storage in slices, with the client's
  * TCP window closing whenever the handler falls behind.
  *
@@ -88,6 +88,20 @@
  * (its fields plus 256 B); plus what the handler itself holds (a body given
  * to spy_http_respond is copied). See docs/http.md for measurements.
  *
+ * TLS. With cfg.tls set, every accepted connection is TLS (1.2 or 1.3, ALPN
+ * "http/1.1" only: h2o's HTTP/2 would buffer whole bodies). The handshake runs
+ * before the first request head is read and counts against head_timeout_ms;
+ * a failed handshake (a plain-HTTP client, say) closes the connection without
+ * a word. Handlers see no difference: bodies arrive decrypted, in the same
+ * slices. Output is encrypted by h2o in memory a whole write at a time, so
+ * the layer hands h2o at most SPY_HTTP_TLS_WRITE_MAX bytes per write (a
+ * larger stream slice is written in parts; its completion still runs once).
+ * Closing sends TLS close_notify; the sending side is never shut down under
+ * it (see docs/http.md, TLS). Memory per TLS connection adds OpenSSL's
+ * session state, record buffers only while a record is in progress
+ * (SSL_MODE_RELEASE_BUFFERS), and h2o's encrypted copy of at most one write
+ * part.
+ *
  * ERRORS the layer answers itself, always with "Connection: close" and a small
  * JSON body {"errors":[{"code":...,"message":...}]}: 400 (malformed request
  * line, headers or chunked framing; code UNSUPPORTED), 408 (timeout;
@@ -103,12 +117,17 @@
 
 #include <h2o/multithread.h>
 #include <h2o/socket.h>
+#include <openssl/ssl.h>
 
 #include "registry/http_format.h"
 #include "registry/http_parse.h"
 
 struct spy_http_server;
 struct spy_http_loop;
+
+/* The most bytes the layer passes to one h2o_socket_write under TLS (h2o
+ * encrypts a write into memory all at once). */
+#define SPY_HTTP_TLS_WRITE_MAX (1u << 20)
 
 /* Listener and connection settings. spy_http_config_init() fills defaults. */
 struct spy_http_config {
@@ -128,6 +147,9 @@ struct spy_http_config {
     uint32_t keepalive_timeout_ms; /* 30 s */
     uint32_t linger_ms;            /* 2 s */
     uint32_t stop_grace_ms;        /* spy_http_server_stop's wait for requests (5 s) */
+    SSL_CTX *tls;                  /* NULL: plain HTTP; else serve TLS with it (from
+                                      spy_http_tls_create; the server holds its own
+                                      reference from start to stop) */
 };
 
 /* A request as the handler sees it. The layer owns it; every field but 'data'
@@ -182,6 +204,17 @@ struct spy_http_stats {
 
 /* Fills cfg with the defaults above. */
 void spy_http_config_init(struct spy_http_config *cfg);
+
+/* Builds a server TLS context for cfg.tls from a PEM certificate chain and a
+ * PEM private key: TLS 1.2 minimum, ALPN "http/1.1" only (a client offering
+ * only other protocols gets no ALPN answer), no compression or
+ * renegotiation. Returns SPY_OK and *out (the caller frees it with
+ * SSL_CTX_free, which may be right after spy_http_server_start), or
+ * SPY_EINVAL with one line in err[0..errcap) (a file unreadable or not PEM,
+ * or the key not matching the certificate; nothing is logged), or
+ * SPY_ENOMEM. Any thread. */
+int spy_http_tls_create(const char *cert_path, const char *key_path, SSL_CTX **out, char *err,
+                        size_t errcap);
 
 /* Opens the listening sockets (errors are reported here, synchronously),
  * starts the loop threads and returns once every loop accepts. The handler

@@ -9,7 +9,9 @@
  * unreachable or a migration failing: one line, exit 1), blobstore, a
  * bounded wait for its first route table (serving starts anyway: metadata
  * routes work and blob routes as soon as the master answers), the HTTP
- * loops (listener failure: one line, exit 1).
+ * loops (listener failure: one line, exit 1). --tls_cert/--tls_key: both or
+ * neither (else one line, exit 2); unreadable or mismatched: one line, exit 1,
+ * checked right after the flags.
  * Shutdown: HTTP stop (each loop waits for its requests' work and detaches
  * from the blobstore), metadata, blobstore; exit 0. */
 #include <errno.h>
@@ -60,9 +62,9 @@ static size_t flag_table(struct options *o, struct spy_flag *t)
         {"delete", SPY_FLAG_BOOL, &o->delete_enabled, "true", 0, 0, 0,
          "allow DELETE of manifests, tags and blobs (false: 405 UNSUPPORTED)"},
         {"tls_cert", SPY_FLAG_STRING, &o->tls_cert, "", 0, 0, 0,
-         "TLS certificate chain (PEM); not supported yet"},
+         "TLS certificate chain (PEM); with --tls_key, serve HTTPS (TLS 1.2+, HTTP/1.1)"},
         {"tls_key", SPY_FLAG_STRING, &o->tls_key, "", 0, 0, 0,
-         "TLS private key (PEM); not supported yet"},
+         "TLS private key (PEM) of --tls_cert"},
         {"master_wait", SPY_FLAG_INT, &o->master_wait_s, "5", 0, 3600, 0,
          "seconds to wait at start for the chunkmaster's route table (then serve anyway)"},
         {"stop_grace", SPY_FLAG_INT, &o->stop_grace_s, "5", 0, 3600, 0,
@@ -101,9 +103,8 @@ static void parse_options(struct options *o, int argc, char **argv)
     }
     if (rc != SPY_FLAGS_OK)
         die(EXIT_USAGE, "%s", err);
-    if (o->tls_cert[0] != '\0' || o->tls_key[0] != '\0')
-        die(EXIT_USAGE, "--tls_cert/--tls_key: TLS is not supported yet (serve plain HTTP behind "
-                        "a TLS proxy)");
+    if ((o->tls_cert[0] == '\0') != (o->tls_key[0] == '\0'))
+        die(EXIT_USAGE, "--tls_cert and --tls_key go together: give both or neither");
     if (o->master_host[0] == '\0')
         die(EXIT_USAGE, "bad value for --mh: empty");
     if (o->meta.database[0] == '\0' || o->meta.host[0] == '\0')
@@ -147,11 +148,27 @@ static void start_storage(const struct options *o, struct spy_registry *reg)
                  o->master_host, o->master_port, o->master_wait_s);
 }
 
-/* start_http: the loops; exit 1 if the listener cannot be opened. */
-static void start_http(const struct options *o, struct spy_registry *reg)
+/* load_tls: the TLS context from --tls_cert/--tls_key, or NULL without them;
+ * exit 1 if a file is unreadable or the key does not match. Called before
+ * anything starts, so a bad file costs no MySQL or chunkmaster connection. */
+static SSL_CTX *load_tls(const struct options *o)
+{
+    if (o->tls_cert[0] == '\0')
+        return NULL;
+    SSL_CTX *tls = NULL;
+    char err[512];
+    if (spy_http_tls_create(o->tls_cert, o->tls_key, &tls, err, sizeof(err)) != SPY_OK)
+        die(1, "%s", err);
+    return tls;
+}
+
+/* start_http: the loops (TLS with 'tls' unless NULL; the server takes its
+ * own reference); exit 1 if the listener cannot be opened. */
+static void start_http(const struct options *o, struct spy_registry *reg, SSL_CTX *tls)
 {
     struct spy_http_config hc;
     spy_http_config_init(&hc);
+    hc.tls = tls;
     hc.host = o->host;
     hc.port = (uint16_t)o->port;
     hc.threads = (unsigned)o->threads;
@@ -186,13 +203,17 @@ int main(int argc, char **argv)
     spy_log_set_level(o.debug ? SPY_LOG_DEBUG : SPY_LOG_INFO);
     if (spy_log_open(o.error_log) != 0)
         die(1, "cannot open --error_log %s: %s", o.error_log, strerror(errno));
+    SSL_CTX *tls = load_tls(&o);
     struct spy_registry reg = {0};
     registry_config(&o, &reg.cfg);
     start_storage(&o, &reg);
-    start_http(&o, &reg);
-    spy_info("serving on %s port %lld (chunkmaster %s:%lld, MySQL %s:%d/%s, piece size %llu)",
-             o.host, o.port, o.master_host, o.master_port, reg.cfg.meta.host, reg.cfg.meta.port,
-             reg.cfg.meta.database, (unsigned long long)o.piece_size);
+    start_http(&o, &reg, tls);
+    int https = tls != NULL;
+    SSL_CTX_free(tls); /* the server holds its own reference; NULL is a no-op */
+    spy_info("serving %s on %s port %lld (chunkmaster %s:%lld, MySQL %s:%d/%s, piece size %llu)",
+             https ? "HTTPS" : "HTTP", o.host, o.port, o.master_host, o.master_port,
+             reg.cfg.meta.host, reg.cfg.meta.port, reg.cfg.meta.database,
+             (unsigned long long)o.piece_size);
     int sig = 0;
     while (sigwait(&set, &sig) != 0)
         ;

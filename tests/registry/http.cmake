@@ -26,3 +26,11 @@ target_compile_definitions(test_http_curl PRIVATE
   TEST_HTTP_TESTSERVER="$<TARGET_FILE:test_http_testserver>")
 add_dependencies(test_http_curl test_http_testserver)
 set_tests_properties(test_http_curl PROPERTIES LABELS integration)
+
+# TLS (cfg.tls): curl --cacert against the layer in process with a
+# self-signed certificate: errors of spy_http_tls_create, ALPN http/1.1,
+# keep-alive, 100 MiB and chunked uploads, downloads written in parts, a
+# plain-HTTP client on the TLS port.
+spy_unit_test(test_http_tls test_http_tls.c)
+target_link_libraries(test_http_tls test_http_handlers)
+set_tests_properties(test_http_tls PROPERTIES LABELS integration TIMEOUT 300)

@@ -66,7 +66,7 @@ static int port_free(int port)
 static int free_ports(int n)
 {
     for (int attempt = 0; attempt < 200; attempt++) {
-        int base = 20000 + (int)(random() % 30000);
+        int base = 10000 + (int)(random() % 22000); /* below the ephemeral range (32768-) */
         int ok = 1;
         for (int i = 0; i < n && ok; i++)
             ok = port_free(base + i);
