@@ -33,7 +33,7 @@ case "$build" in /*) ;; *) build="$repo/$build" ;; esac
 base=$(python3 - <<'EOF'
 import random, socket
 for _ in range(200):
-    base = random.randrange(20000, 60000)
+    base = random.randrange(10000, 32000)  # below the ephemeral range (32768-)
     socks = []
     try:
         for p in range(base, base + 12):

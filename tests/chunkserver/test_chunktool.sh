@@ -40,7 +40,7 @@ port_is_free() {
 pick_port() {
   local p
   for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % 22000))
     if port_is_free "$p"; then
       echo "$p"
       return 0

@@ -57,7 +57,7 @@ start_server() {
     local log=$1
     shift
     for attempt in 1 2 3 4 5; do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % 22000))
         "$bin" --port=$port "$@" >"$log" 2>&1 &
         pid=$!
         pids+=("$pid")
@@ -169,7 +169,7 @@ fi
 # --daemonize=1: the parent returns 0 once the daemon serves; pid file;
 # relative paths resolved before the daemon changes to /.
 mkdir -p "$tmp/daemon"
-port=$((20000 + RANDOM % 40000))
+port=$((10000 + RANDOM % 22000))
 (cd "$tmp" && "$bin" --daemonize=1 --port=$port --ip=127.0.0.1 --data_dir=daemon \
     --error_log=daemon.log --pid_file=daemon.pid "${common[@]}") ||
     fail "--daemonize=1 exited $?: $(cat "$tmp/daemon.log" 2>/dev/null)"

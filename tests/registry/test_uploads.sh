@@ -67,7 +67,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_block() {
   local base i
   for _ in $(seq 1 50); do
-    base=$((20000 + RANDOM % 40000))
+    base=$((10000 + RANDOM % 22000))
     for ((i = 0; i < $1; i++)); do port_free $((base + i)) || continue 2; done
     echo "$base"
     return 0
