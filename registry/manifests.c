@@ -114,8 +114,8 @@ static int reference_error(struct spy_http_request *req, const struct spy_oci_ro
         else if (put)
             spy_registry_error(req, SPY_OCI_TAG_INVALID, "invalid tag", NULL, NULL, 0);
         else /* no manifest can have that tag: the spec's "nonexistent" case */
-            spy_registry_error(req, SPY_OCI_MANIFEST_UNKNOWN, "manifest unknown: invalid tag",
-                               NULL, NULL, 0);
+            spy_registry_error(req, SPY_OCI_MANIFEST_UNKNOWN, "manifest unknown: invalid tag", NULL,
+                               NULL, 0);
         return 1;
     }
     *by_digest = 1;

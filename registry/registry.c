@@ -144,8 +144,8 @@ enum spy_oci_code spy_registry_code_for(int status, enum spy_oci_code not_found_
         return SPY_OCI_OK;
     case SPY_ENOTFOUND:
         return not_found_code;
-    case SPY_EBUSY:    /* a full metadata queue */
-    case SPY_EUNAVAIL: /* no fids cached or no route table: the master is away */
+    case SPY_EBUSY:                     /* a full metadata queue */
+    case SPY_EUNAVAIL:                  /* no fids cached or no route table: the master is away */
         return SPY_OCI_TOOMANYREQUESTS; /* 429 with Retry-After: clients back off and retry */
     case SPY_ERANGE:
         return SPY_OCI_RANGE_INVALID;

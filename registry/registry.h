@@ -40,14 +40,14 @@
 
 /* Settings from the flags (main.c); strings borrowed from argv. */
 struct spy_registry_config {
-    const char *host;          /* -h "0.0.0.0" */
-    int port;                  /* -p 6788 */
-    unsigned threads;          /* --threads: loops (0 = one per core) */
-    int debug;                 /* -D */
-    const char *tls_cert;      /* --tls_cert (NULL: plain HTTP) */
-    const char *tls_key;       /* --tls_key */
-    uint64_t max_manifest;     /* 4 MiB */
-    int delete_enabled;        /* --delete (default 1) */
+    const char *host;      /* -h "0.0.0.0" */
+    int port;              /* -p 6788 */
+    unsigned threads;      /* --threads: loops (0 = one per core) */
+    int debug;             /* -D */
+    const char *tls_cert;  /* --tls_cert (NULL: plain HTTP) */
+    const char *tls_key;   /* --tls_key */
+    uint64_t max_manifest; /* 4 MiB */
+    int delete_enabled;    /* --delete (default 1) */
     struct spy_meta_config meta;
     struct spy_blob_config blob;
 };
@@ -145,8 +145,8 @@ int spy_registry_meta_submit(struct spy_registry_req *base, struct spy_meta_op *
 /* Handler entry points, called by registry.c on the loop thread with the
  * route already validated (name valid; ref non-empty where the route has one).
  * Each either answers at once or creates its state. */
-void spy_registry_base(struct spy_http_request *req);                         /* /v2/ */
-void spy_registry_catalog(struct spy_http_request *req);                      /* _catalog */
+void spy_registry_base(struct spy_http_request *req);    /* /v2/ */
+void spy_registry_catalog(struct spy_http_request *req); /* _catalog */
 void spy_registry_tags(struct spy_http_request *req, const struct spy_oci_route *route);
 void spy_registry_manifest(struct spy_http_request *req, const struct spy_oci_route *route);
 void spy_registry_blob(struct spy_http_request *req, const struct spy_oci_route *route);
