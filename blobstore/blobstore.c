@@ -9,6 +9,7 @@
 
 #include "blobstore/conn.h"
 #include "blobstore/internal.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -43,9 +44,7 @@ void spy_blob_config_init(struct spy_blob_config *cfg)
 /* spy_blob_now_ms: CLOCK_MONOTONIC in ms: immune to wall-clock jumps. */
 int64_t spy_blob_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return spy_clock_ms();
 }
 
 /* check_config: one log line naming the first bad setting. */
@@ -93,11 +92,7 @@ static void init_sync(struct spy_blob *bs)
 {
     pthread_mutex_init(&bs->route_mu, NULL);
     pthread_mutex_init(&bs->mu, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&bs->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    spy_cond_init_monotonic(&bs->cond);
 }
 
 /* spy_blob_create: checks the config, allocates the shared state, starts the refresher. */

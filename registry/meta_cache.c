@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define INITIAL_BUCKETS 64
@@ -43,9 +44,7 @@ struct spy_meta_cache {
 uint64_t spy_meta_clock_monotonic(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)spy_clock_ms();
 }
 
 void spy_meta_obj_init(struct spy_meta_obj *obj, size_t cost,

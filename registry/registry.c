@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "registry/registry.h"
@@ -59,14 +60,6 @@ enum {
 };
 
 /* ---- time ------------------------------------------------------------- */
-
-/* now_ms: monotonic milliseconds, for the stop deadline. */
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- responses -------------------------------------------------------- */
 
@@ -327,11 +320,11 @@ static void on_loop_stop(struct spy_http_loop *loop, void *loop_data, void *ctx)
     if (rl == NULL)
         return;
     h2o_loop_t *ev = spy_http_loop_evloop(loop);
-    int64_t deadline = now_ms() + STOP_WAIT_MS;
-    while (rl->live > 0 && now_ms() < deadline)
+    int64_t deadline = spy_clock_ms() + STOP_WAIT_MS;
+    while (rl->live > 0 && spy_clock_ms() < deadline)
         h2o_evloop_run(ev, 50);
     int detached = 0;
-    while (!detached && now_ms() < deadline) {
+    while (!detached && spy_clock_ms() < deadline) {
         detached = spy_blob_loop_detach(rl->pub.blob) == SPY_OK;
         if (!detached)
             h2o_evloop_run(ev, 50);
