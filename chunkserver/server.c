@@ -280,28 +280,27 @@ static int get_range(const struct spy_get_req *g, uint64_t object_len, uint64_t 
 }
 
 /* stream_get: sends DATA frames for [off, off + length) from the block, then
- * END with the outcome and the crc of the bytes sent. A store error ends the
- * stream (END carries it); a socket error ends the connection. */
+ * END with the outcome and the crc of the bytes sent, joined from the crcs
+ * the store derived from its block table (no second pass over the bytes). A
+ * store error ends the stream (END carries it); a socket error ends the
+ * connection. */
 static int stream_get(struct conn *c, const struct spy_frame *f, const struct spy_object_info *info,
                       uint64_t off, uint64_t length)
 {
     uint32_t crc = 0;
     int status = SPY_OK;
     while (length > 0) {
-        const uint8_t *data;
-        size_t n;
-        status =
-            spy_store_read(c->srv->cfg.store, info, off, c->block, SPY_MEMPOOL_BLOCK, &data, &n);
+        struct spy_store_slice slice;
+        status = spy_store_read(c->srv->cfg.store, info, off, length, c->block, SPY_MEMPOOL_BLOCK,
+                                &slice);
         if (status != SPY_OK)
             break;
-        if (n > length)
-            n = length;
-        int rc = send_frame(c, SPY_OP_DATA, f->req_id, SPY_OK, data, (uint32_t)n);
+        int rc = send_frame(c, SPY_OP_DATA, f->req_id, SPY_OK, slice.data, (uint32_t)slice.n);
         if (rc != SPY_OK)
             return rc;
-        crc = spy_crc32c(crc, data, n);
-        off += n;
-        length -= n;
+        crc = spy_crc32c_combine(crc, slice.crc, slice.n);
+        off += slice.n;
+        length -= slice.n;
     }
     if (status != SPY_OK)
         spy_warn("GET fid %llu at offset %llu: %s", (unsigned long long)info->fid,

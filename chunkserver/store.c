@@ -775,10 +775,13 @@ static uint64_t verify_blocks(struct spy_chunk *c, const struct spy_object_info 
     return k;
 }
 
-/* serve -- sets *data and *n to the verified bytes from off, given that 'good'
- * blocks starting at block b0 passed (held at 'blocks'). */
-static int serve(const struct spy_object_info *info, uint64_t off, const uint8_t *blocks,
-                 uint64_t b0, uint64_t good, const uint8_t **data, size_t *n)
+/* serve -- fills *out with the verified bytes from off (at most len), given
+ * that 'good' blocks starting at block b0 passed (held at 'blocks', their
+ * table crcs in crcs). The crc of a block served whole is its table entry;
+ * only a block cut by off or len is summed again. */
+static int serve(const struct spy_object_info *info, uint64_t off, uint64_t len,
+                 const uint8_t *blocks, uint64_t b0, uint64_t good, const uint32_t *crcs,
+                 struct spy_store_slice *out)
 {
     if (good == 0)
         return SPY_ECORRUPT;
@@ -786,15 +789,30 @@ static int serve(const struct spy_object_info *info, uint64_t off, const uint8_t
     uint64_t end = first + good * SPY_STORE_BLOCK;
     if (end > info->len)
         end = info->len;
-    *data = blocks + (off - first);
-    *n = (size_t)(end - off);
+    if (end - off > len)
+        end = off + len;
+    uint32_t crc = 0;
+    for (uint64_t i = 0; i < good; i++) {
+        uint64_t bstart = first + i * SPY_STORE_BLOCK;
+        uint64_t bend = bstart + SPY_STORE_BLOCK < info->len ? bstart + SPY_STORE_BLOCK : info->len;
+        uint64_t s = bstart > off ? bstart : off, e = bend < end ? bend : end;
+        if (s >= e)
+            break;
+        uint32_t part = s == bstart && e == bend
+                            ? crcs[i]
+                            : spy_crc32c(0, blocks + (s - first), (size_t)(e - s));
+        crc = spy_crc32c_combine(crc, part, e - s);
+    }
+    out->data = blocks + (off - first);
+    out->n = (size_t)(end - off);
+    out->crc = crc;
     return SPY_OK;
 }
 
 /* read_whole -- a record that fits in buf: one pread, then every check on
  * the bytes in memory. */
 static int read_whole(struct spy_chunk *c, const struct spy_object_info *info, uint64_t off,
-                      uint8_t *buf, const uint8_t **data, size_t *n)
+                      uint64_t len, uint8_t *buf, struct spy_store_slice *out)
 {
     uint64_t nb = spy_record_blocks(info->len);
     int rc = spy_chunk_read(c, buf, (size_t)spy_record_extent(info->len), info->offset);
@@ -816,7 +834,7 @@ static int read_whole(struct spy_chunk *c, const struct spy_object_info *info, u
         crcs[i] = spy_record_table_get(table, b0 + i);
     const uint8_t *blocks = buf + SPY_RECORD_HDR + b0 * SPY_STORE_BLOCK;
     uint64_t good = verify_blocks(c, info, blocks, b0, k, crcs);
-    return serve(info, off, blocks, b0, good, data, n);
+    return serve(info, off, len, blocks, b0, good, crcs, out);
 }
 
 /* read_table -- reads the header and streams the whole table through a
@@ -851,7 +869,7 @@ static int read_table(struct spy_chunk *c, const struct spy_object_info *info, u
 /* read_blocks -- a record larger than buf: as many whole blocks from off's
  * block on as fit (at most READ_MAX_BLOCKS), after the header check. */
 static int read_blocks(struct spy_chunk *c, const struct spy_object_info *info, uint64_t off,
-                       uint8_t *buf, size_t cap, const uint8_t **data, size_t *n)
+                       uint64_t len, uint8_t *buf, size_t cap, struct spy_store_slice *out)
 {
     uint64_t nb = spy_record_blocks(info->len);
     uint64_t b0 = off / SPY_STORE_BLOCK, k = cap / SPY_STORE_BLOCK;
@@ -873,15 +891,15 @@ static int read_blocks(struct spy_chunk *c, const struct spy_object_info *info, 
     if (rc != SPY_OK)
         return rc;
     uint64_t good = verify_blocks(c, info, buf, b0, k, crcs);
-    return serve(info, off, buf, b0, good, data, n);
+    return serve(info, off, len, buf, b0, good, crcs, out);
 }
 
 /* spy_store_read -- see store.h. Data never moves once committed, so no
  * lock is needed against writers appending to the same chunk. */
 int spy_store_read(struct spy_store *store, const struct spy_object_info *info, uint64_t off,
-                   uint8_t *buf, size_t cap, const uint8_t **data, size_t *n)
+                   uint64_t len, uint8_t *buf, size_t cap, struct spy_store_slice *out)
 {
-    if (info == NULL || buf == NULL || data == NULL || n == NULL || cap < 2 * SPY_STORE_BLOCK ||
+    if (info == NULL || buf == NULL || out == NULL || len == 0 || cap < 2 * SPY_STORE_BLOCK ||
         info->chunk_id == 0 || info->chunk_id > store->nchunks)
         return SPY_EINVAL;
     if (off >= info->len)
@@ -891,8 +909,8 @@ int spy_store_read(struct spy_store *store, const struct spy_object_info *info, 
         spy_record_size(info->len) > c->size - info->offset)
         return SPY_EINVAL;
     if (spy_record_extent(info->len) <= cap)
-        return read_whole(c, info, off, buf, data, n);
-    return read_blocks(c, info, off, buf, cap, data, n);
+        return read_whole(c, info, off, len, buf, out);
+    return read_blocks(c, info, off, len, buf, cap, out);
 }
 
 /* spy_store_get_stats -- a consistent snapshot under the store lock. */

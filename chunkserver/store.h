@@ -91,15 +91,25 @@ void spy_store_put_abort(struct spy_put *put);
 /* Looks up a committed, live fid. ENOTFOUND otherwise. */
 int spy_store_stat(struct spy_store *store, uint64_t fid, struct spy_object_info *info);
 
+/* What one spy_store_read serves: n >= 1 verified bytes at data (inside
+ * the caller's buf) and their crc32c, derived from the blocks' table crcs
+ * (crc32c_combine) so the caller need not sum the bytes again. */
+struct spy_store_slice {
+    const uint8_t *data;
+    size_t n;
+    uint32_t crc;
+};
+
 /* Reads verified body bytes of the object 'info' (from spy_store_stat)
- * starting at 'off' (< info->len). It reads the 64 KiB blocks covering as much
- * as fits in buf (cap >= 2 * SPY_STORE_BLOCK), checks each block's crc, and
- * sets *data (inside buf) and *n to the bytes from 'off' on (n >= 1). Call
- * again with off += n for more. ERANGE if off >= info->len (an empty object
- * has no bytes to read), EINVAL if cap < 2 * SPY_STORE_BLOCK. ECORRUPT if a block or the record
- * header fails its checksum (nothing from that block is returned), EIO on read errors. */
+ * starting at 'off' (< info->len), at most len (>= 1) of them. It reads the
+ * 64 KiB blocks covering as much as fits in buf (cap >= 2 * SPY_STORE_BLOCK),
+ * checks each block's crc, and fills *out with the bytes from 'off' on. Call
+ * again with off += out->n for more. ERANGE if off >= info->len (an empty
+ * object has no bytes to read), EINVAL if cap < 2 * SPY_STORE_BLOCK or len
+ * is 0. ECORRUPT if a block or the record header fails its checksum
+ * (nothing from that block is returned), EIO on read errors. */
 int spy_store_read(struct spy_store *store, const struct spy_object_info *info, uint64_t off,
-                   uint8_t *buf, size_t cap, const uint8_t **data, size_t *n);
+                   uint64_t len, uint8_t *buf, size_t cap, struct spy_store_slice *out);
 
 /* Deletes fid: appends a tombstone (durable as a put), removes it from the
  * index for readers and accounts its space as garbage. ENOTFOUND if not live. */

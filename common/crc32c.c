@@ -6,6 +6,7 @@
 #define CRC32C_POLY 0x82F63B78u /* reflected Castagnoli polynomial */
 
 static uint32_t crc_table[8][256];
+static uint32_t x_pow2n[64]; /* x^(2^n) modulo the polynomial, for combine */
 static int have_sse42;
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
@@ -129,6 +130,33 @@ __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const 
 }
 #endif
 
+/* poly_mul: a * b modulo the polynomial, both in the reflected
+ * representation (bit 31 is the coefficient of x^0). Shift-and-add: for
+ * each term x^k of a, add b * x^k, stepping b by one power of x at a time. */
+static uint32_t poly_mul(uint32_t a, uint32_t b)
+{
+    uint32_t product = 0;
+    for (uint32_t term = 1u << 31; term != 0 && a != 0; term >>= 1) {
+        if (a & term) {
+            product ^= b;
+            a ^= term;
+        }
+        b = (b & 1) ? (b >> 1) ^ CRC32C_POLY : b >> 1;
+    }
+    return product;
+}
+
+/* x_pow_8n: x^(8 * n) modulo the polynomial, the operator that moves a crc
+ * over n zero bytes, as a product of the x^(2^k) table's entries. */
+static uint32_t x_pow_8n(uint64_t n)
+{
+    uint32_t result = 1u << 31; /* x^0 */
+    for (unsigned k = 3; n != 0; n >>= 1, k++)
+        if (n & 1)
+            result = poly_mul(x_pow2n[k & 63], result);
+    return result;
+}
+
 /* crc_init: builds the slicing-by-8 tables and probes the CPU, once. */
 static void crc_init(void)
 {
@@ -141,6 +169,9 @@ static void crc_init(void)
     for (uint32_t i = 0; i < 256; i++)
         for (int t = 1; t < 8; t++)
             crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+    x_pow2n[0] = 1u << 30; /* x^1 */
+    for (int n = 1; n < 64; n++)
+        x_pow2n[n] = poly_mul(x_pow2n[n - 1], x_pow2n[n - 1]);
 #if defined(__x86_64__)
     __builtin_cpu_init();
     have_sse42 = __builtin_cpu_supports("sse4.2");
@@ -178,4 +209,16 @@ uint32_t spy_crc32c(uint32_t crc, const void *buf, size_t len)
         return crc_sse42(crc, buf, len);
 #endif
     return spy_crc32c_portable(crc, buf, len);
+}
+
+/* spy_crc32c_combine: see crc32c.h. The register is linear: with r(A) the
+ * register after A from an all-ones start and r0(B) after B from zero,
+ * r(A B) = shift(r(A), |B|) ^ r0(B). The final inversions cancel:
+ * shift(~r(A)) ^ ~(shift(~0) ^ r0(B)) = ~(shift(r(A)) ^ r0(B)) = crc(A B). */
+uint32_t spy_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+    pthread_once(&crc_once, crc_init);
+    if (len_b == 0)
+        return crc_a;
+    return poly_mul(x_pow_8n(len_b), crc_a) ^ crc_b;
 }

@@ -128,16 +128,15 @@ int tu_check(struct spy_store *s, uint64_t fid, size_t expect_len)
     static __thread uint8_t buf[3 * SPY_STORE_BLOCK], want[3 * SPY_STORE_BLOCK];
     size_t cap = sizeof(buf);
     for (uint64_t off = 0; off < info.len && rc == SPY_OK;) {
-        const uint8_t *data;
-        size_t n;
-        rc = spy_store_read(s, &info, off, buf, cap, &data, &n);
+        struct spy_store_slice sl;
+        rc = spy_store_read(s, &info, off, info.len - off, buf, cap, &sl);
         if (rc != SPY_OK)
             break;
-        assert_true(n >= 1 && n <= info.len - off && n <= cap);
-        tu_fill(want, n, fid, off);
-        if (memcmp(data, want, n) != 0)
+        assert_true(sl.n >= 1 && sl.n <= info.len - off && sl.n <= cap);
+        tu_fill(want, sl.n, fid, off);
+        if (memcmp(sl.data, want, sl.n) != 0 || sl.crc != spy_crc32c(0, sl.data, sl.n))
             rc = SPY_ECORRUPT;
-        off += n;
+        off += sl.n;
     }
     return rc;
 }

@@ -332,24 +332,26 @@ static void test_body_flip_in_checkpoint_caught_by_read(void **state)
     size_t caps[] = {2 * SPY_STORE_BLOCK, 5 * SPY_STORE_BLOCK}; /* block path, whole path */
     for (int i = 0; i < 2; i++) {
         uint8_t *buf = malloc(caps[i]), *want = malloc(caps[i]);
-        const uint8_t *data;
-        size_t n;
+        struct spy_store_slice sl;
         /* From block 0: only block 0 comes back, verified. */
-        assert_int_equal(spy_store_read(s, &info, 10, buf, caps[i], &data, &n), SPY_OK);
-        assert_int_equal(n, SPY_STORE_BLOCK - 10);
-        tu_fill(want, n, 50, 10);
-        assert_memory_equal(data, want, n);
+        assert_int_equal(spy_store_read(s, &info, 10, UINT64_MAX, buf, caps[i], &sl), SPY_OK);
+        assert_int_equal(sl.n, SPY_STORE_BLOCK - 10);
+        tu_fill(want, sl.n, 50, 10);
+        assert_memory_equal(sl.data, want, sl.n);
+        assert_int_equal(sl.crc, spy_crc32c(0, sl.data, sl.n));
         /* Block 1: refused. */
-        assert_int_equal(spy_store_read(s, &info, SPY_STORE_BLOCK, buf, caps[i], &data, &n),
+        assert_int_equal(spy_store_read(s, &info, SPY_STORE_BLOCK, UINT64_MAX, buf, caps[i], &sl),
                          SPY_ECORRUPT);
-        assert_int_equal(spy_store_read(s, &info, 2 * SPY_STORE_BLOCK - 1, buf, caps[i], &data, &n),
-                         SPY_ECORRUPT);
+        assert_int_equal(
+            spy_store_read(s, &info, 2 * SPY_STORE_BLOCK - 1, UINT64_MAX, buf, caps[i], &sl),
+            SPY_ECORRUPT);
         /* Blocks 2 and 3: served. */
-        assert_int_equal(spy_store_read(s, &info, 2 * SPY_STORE_BLOCK, buf, caps[i], &data, &n),
-                         SPY_OK);
-        assert_true(n >= SPY_STORE_BLOCK);
-        tu_fill(want, n, 50, 2 * SPY_STORE_BLOCK);
-        assert_memory_equal(data, want, n);
+        assert_int_equal(
+            spy_store_read(s, &info, 2 * SPY_STORE_BLOCK, UINT64_MAX, buf, caps[i], &sl), SPY_OK);
+        assert_true(sl.n >= SPY_STORE_BLOCK);
+        tu_fill(want, sl.n, 50, 2 * SPY_STORE_BLOCK);
+        assert_memory_equal(sl.data, want, sl.n);
+        assert_int_equal(sl.crc, spy_crc32c(0, sl.data, sl.n));
         free(buf);
         free(want);
     }

@@ -34,6 +34,45 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* Reads bounded by len, from every kind of offset, through both read paths
+ * (whole record in buf, and block by block): the bytes are the object's,
+ * never more than asked, and the slice's crc (joined from the block table)
+ * is the crc32c of exactly the bytes served. */
+static void test_read_ranges_and_crcs(void **state)
+{
+    (void)state;
+    char dir[64];
+    tu_mkdtemp(dir, sizeof(dir));
+    struct spy_store *s = tu_open(dir, 2, 4 * MIB, 0);
+    const size_t len = 5 * SPY_STORE_BLOCK + 777; /* a short last block */
+    assert_int_equal(tu_put(s, 7, len, 4096), SPY_OK);
+    struct spy_object_info info;
+    assert_int_equal(spy_store_stat(s, 7, &info), SPY_OK);
+    const size_t caps[] = {2 * SPY_STORE_BLOCK, 3 * SPY_STORE_BLOCK, 8 * SPY_STORE_BLOCK};
+    const uint64_t offs[] = {
+        0, 1, SPY_STORE_BLOCK - 1, SPY_STORE_BLOCK, 3 * SPY_STORE_BLOCK + 5, len - 777, len - 1};
+    const uint64_t lens[] = {
+        1, 100, SPY_STORE_BLOCK, SPY_STORE_BLOCK + 1, 3 * SPY_STORE_BLOCK, UINT64_MAX};
+    uint8_t *buf = malloc(8 * SPY_STORE_BLOCK), *want = malloc(8 * SPY_STORE_BLOCK);
+    assert_non_null(buf);
+    assert_non_null(want);
+    for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++)
+        for (size_t o = 0; o < sizeof(offs) / sizeof(offs[0]); o++)
+            for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+                struct spy_store_slice sl;
+                assert_int_equal(spy_store_read(s, &info, offs[o], lens[l], buf, caps[c], &sl),
+                                 SPY_OK);
+                assert_true(sl.n >= 1 && sl.n <= lens[l] && sl.n <= len - offs[o]);
+                tu_fill(want, sl.n, 7, offs[o]);
+                assert_memory_equal(sl.data, want, sl.n);
+                assert_int_equal(sl.crc, spy_crc32c(0, sl.data, sl.n));
+            }
+    free(buf);
+    free(want);
+    spy_store_close(s);
+    tu_rmdir(dir);
+}
+
 static void test_put_get_semantics(void **state)
 {
     (void)state;
@@ -83,14 +122,13 @@ static void test_put_get_semantics(void **state)
     assert_int_equal(info.len, 0);
     /* Read argument errors. */
     uint8_t *rbuf = malloc(2 * SPY_STORE_BLOCK);
-    const uint8_t *data;
-    size_t n;
+    struct spy_store_slice sl;
     assert_int_equal(spy_store_stat(s, 1, &info), SPY_OK);
-    assert_int_equal(spy_store_read(s, &info, 1000, rbuf, 2 * SPY_STORE_BLOCK, &data, &n),
-                     SPY_ERANGE);
-    assert_int_equal(spy_store_read(s, &info, 0, rbuf, SPY_STORE_BLOCK, &data, &n), SPY_EINVAL);
-    assert_int_equal(spy_store_read(s, &info, 999, rbuf, 2 * SPY_STORE_BLOCK, &data, &n), SPY_OK);
-    assert_int_equal(n, 1);
+    assert_int_equal(spy_store_read(s, &info, 1000, 1, rbuf, 2 * SPY_STORE_BLOCK, &sl), SPY_ERANGE);
+    assert_int_equal(spy_store_read(s, &info, 0, 1, rbuf, SPY_STORE_BLOCK, &sl), SPY_EINVAL);
+    assert_int_equal(spy_store_read(s, &info, 0, 0, rbuf, 2 * SPY_STORE_BLOCK, &sl), SPY_EINVAL);
+    assert_int_equal(spy_store_read(s, &info, 999, 5, rbuf, 2 * SPY_STORE_BLOCK, &sl), SPY_OK);
+    assert_int_equal(sl.n, 1);
     free(rbuf);
     /* Delete: gone, refused for puts, a second delete is ENOTFOUND. */
     assert_int_equal(spy_store_delete(s, 1), SPY_OK);
@@ -560,6 +598,7 @@ int main(void)
     spy_log_set_level(SPY_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_semantics),
+        cmocka_unit_test(test_read_ranges_and_crcs),
         cmocka_unit_test(test_enospc),
         cmocka_unit_test(test_ebusy_back_pressure),
         cmocka_unit_test(test_delete_survives_reopen_and_garbage),

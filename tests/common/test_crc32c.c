@@ -93,6 +93,52 @@ static void test_large_buffers_agree(void **state)
     free(buf);
 }
 
+/* combine(crc(A), crc(B), |B|) is crc(A B) at every split of a buffer that
+ * crosses the hardware path's block sizes, and it is associative for lengths
+ * too long to checksum here (a 5 GiB B). */
+static void test_combine(void **state)
+{
+    (void)state;
+    size_t cap = 200000;
+    uint8_t *buf = malloc(cap);
+    assert_non_null(buf);
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < cap; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf[i] = (uint8_t)(x >> 24);
+    }
+    const size_t lens[] = {0, 1, 7, 8, 255, 4096, 65536, 65537, 131072, cap};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        size_t len = lens[i];
+        uint32_t whole = spy_crc32c(0, buf, len);
+        const size_t splits[] = {0, 1, len / 3, len / 2, len > 0 ? len - 1 : 0, len};
+        for (size_t j = 0; j < sizeof(splits) / sizeof(splits[0]); j++) {
+            size_t a = splits[j];
+            if (a > len)
+                continue;
+            uint32_t ca = spy_crc32c(0, buf, a), cb = spy_crc32c(0, buf + a, len - a);
+            assert_int_equal(spy_crc32c_combine(ca, cb, len - a), whole);
+        }
+    }
+    /* many 64 KiB blocks joined one by one, as a GET's END crc is built */
+    uint32_t joined = 0;
+    size_t off = 0;
+    while (off < cap) {
+        size_t n = cap - off < 65536 ? cap - off : 65536;
+        joined = spy_crc32c_combine(joined, spy_crc32c(0, buf + off, n), n);
+        off += n;
+    }
+    assert_int_equal(joined, spy_crc32c(0, buf, cap));
+    /* associativity with a 5 GiB middle part */
+    uint32_t a = 0x12345678, b = 0x9abcdef0, c = 0x0fedcba9;
+    uint64_t lb = 5ull << 30, lc = 12345;
+    assert_int_equal(spy_crc32c_combine(spy_crc32c_combine(a, b, lb), c, lc),
+                     spy_crc32c_combine(a, spy_crc32c_combine(b, c, lc), lb + lc));
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -101,6 +147,7 @@ int main(void)
         cmocka_unit_test(test_paths_agree),
         cmocka_unit_test(test_large_buffers_agree),
         cmocka_unit_test(test_detects_single_bit_flip),
+        cmocka_unit_test(test_combine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
