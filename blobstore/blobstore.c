@@ -13,8 +13,10 @@
 #include "common/log.h"
 #include "common/status.h"
 
-#define MIN_PIECE (64u << 10)
-#define MAX_PIECE (1ull << 30)
+#define MIN_PIECE            (64u << 10)
+#define MAX_PIECE            (1ull << 30)
+#define INPUT_BUFFERS_CACHED 4            /* drained input buffers a loop keeps for reuse */
+#define INPUT_BUFFER_DEFAULT (512u << 10) /* one read burst when so_rcvbuf is the kernel's */
 
 /* spy_blob_config_init: the defaults documented in blobstore.h and docs/blobstore.md. */
 void spy_blob_config_init(struct spy_blob_config *cfg)
@@ -172,6 +174,8 @@ void spy_blob_stats(struct spy_blob *bs, struct spy_blob_stats *out)
     out->reads_failed = LOAD(reads_failed);
     out->bytes_read = LOAD(bytes_read);
     out->read_failovers = LOAD(read_failovers);
+    out->read_aheads_used = LOAD(read_aheads_used);
+    out->read_aheads_dropped = LOAD(read_aheads_dropped);
     out->deletes_done = LOAD(deletes_done);
     out->deletes_failed = LOAD(deletes_failed);
     out->conns_opened = LOAD(conns_opened);
@@ -256,6 +260,9 @@ int spy_blob_loop_attach(struct spy_blob *bs, h2o_loop_t *loop, struct spy_blob_
     h2o_timeout_init(loop, &lp->idle_timeout, bs->cfg.pool_idle_ms);
     h2o_timeout_init(loop, &lp->zero_timeout, 0);
     h2o_linklist_init_anchor(&lp->idle);
+    lp->input_proto.allocator.max = INPUT_BUFFERS_CACHED;
+    lp->input_proto._initial_buf.capacity =
+        bs->cfg.so_rcvbuf > 0 ? 2 * (size_t)bs->cfg.so_rcvbuf : INPUT_BUFFER_DEFAULT;
     uint64_t seed = bs->cfg.seed != 0 ? bs->cfg.seed : (uint64_t)spy_blob_now_ms() * 2654435761u;
     lp->rng = (seed ^ (0x9E3779B97F4A7C15ull * (atomic_fetch_add(&bs->loops_attached, 1) + 1))) | 1;
     *out = lp;
@@ -268,6 +275,8 @@ int spy_blob_loop_detach(struct spy_blob_loop *lp)
     if (lp->active > 0)
         return SPY_EBUSY;
     spy_blobconn_pool_close_all(lp);
+    while (lp->input_proto.allocator.cnt > 0) /* the cached input buffers */
+        free(h2o_mem_alloc_recycle(&lp->input_proto.allocator, 1));
     h2o_timeout_dispose(lp->loop, &lp->connect_timeout);
     h2o_timeout_dispose(lp->loop, &lp->io_timeout);
     h2o_timeout_dispose(lp->loop, &lp->idle_timeout);

@@ -106,8 +106,10 @@ struct spy_blob_stats {
     uint64_t orphans;       /* fids passed to on_orphan */
     /* reads */
     uint64_t reads_started, reads_done, reads_failed;
-    uint64_t bytes_read;     /* bytes given to sinks */
-    uint64_t read_failovers; /* a replica failed or lacked the piece; the next one was tried */
+    uint64_t bytes_read;          /* bytes given to sinks */
+    uint64_t read_failovers;      /* a replica failed or lacked the piece; the next one was tried */
+    uint64_t read_aheads_used;    /* a span began with its read-ahead GET (reader.c) */
+    uint64_t read_aheads_dropped; /* a read-ahead GET failed or went to a replica no longer first */
     /* deletes */
     uint64_t deletes_done, deletes_failed;
     /* connections and failures */

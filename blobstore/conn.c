@@ -266,7 +266,8 @@ static void on_connect(h2o_socket_t *sock, const char *err)
         return;
     }
     c->state = CONN_READY;
-    h2o_socket_read_start(sock, on_read);
+    if (!c->paused)
+        h2o_socket_read_start(sock, on_read);
     if (c->writing)
         start_write(c);
     update_timer(c);
@@ -349,6 +350,7 @@ struct spy_blobconn *spy_blobconn_acquire(struct spy_blob_loop *lp,
         return c;
     }
     c->sock->data = c;
+    h2o_buffer_init(&c->sock->input, &lp->input_proto); /* still empty: no dispose needed */
     set_socket_options(c);
     update_timer(c);
     return c;
@@ -370,6 +372,15 @@ void spy_blobconn_send(struct spy_blobconn *c, const h2o_iovec_t *bufs, size_t n
     if (c->state == CONN_READY)
         start_write(c);
     update_timer(c);
+}
+
+/* spy_blobconn_set_owner: hands the connection to another handler. */
+void spy_blobconn_set_owner(struct spy_blobconn *c, const struct spy_blobconn_handler *h, void *arg)
+{
+    if (c->state == CONN_DEAD)
+        return;
+    c->h = h;
+    c->arg = arg;
 }
 
 /* spy_blobconn_expect: turns the response deadline on or off. */

@@ -24,6 +24,11 @@
  * owner before it returns; on_frame/on_data may call release, pause, send,
  * expect on their own connection.
  *
+ * INPUT. A socket's input buffer comes from the loop's input_proto, sized
+ * for one read burst (twice so_rcvbuf), so a burst lands in one allocation
+ * instead of h2o doubling (and copying) an 8 KiB buffer up to it; a drained
+ * buffer goes back to the prototype's small cache.
+ *
  * Loop thread only. */
 #ifndef SPY_BLOB_CONN_H
 #define SPY_BLOB_CONN_H
@@ -72,6 +77,11 @@ uint64_t spy_blobconn_next_req_id(struct spy_blobconn *c);
 /* Sends bufs[0..n) (n <= 4; the array is copied, the bytes are not: they
  * must stay valid until on_sent). One write in flight at a time. */
 void spy_blobconn_send(struct spy_blobconn *c, const h2o_iovec_t *bufs, size_t n);
+
+/* Hands an owned connection to another handler and arg (a read-ahead GET
+ * becoming the current one); callbacks from now on go to them. */
+void spy_blobconn_set_owner(struct spy_blobconn *c, const struct spy_blobconn_handler *h,
+                            void *arg);
 
 /* 1: the owner waits for response bytes, so the I/O deadline runs while no
  * write is in flight; 0: it does not (e.g. a put waiting for more data from

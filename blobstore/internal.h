@@ -27,6 +27,7 @@ struct spy_blob_counters {
     atomic_uint_fast64_t writes_started, writes_done, writes_failed;
     atomic_uint_fast64_t pieces_written, bytes_written, piece_retries, orphans;
     atomic_uint_fast64_t reads_started, reads_done, reads_failed, bytes_read, read_failovers;
+    atomic_uint_fast64_t read_aheads_used, read_aheads_dropped;
     atomic_uint_fast64_t deletes_done, deletes_failed;
     atomic_uint_fast64_t conns_opened, conns_reused, conns_idle, timeouts, server_failures;
 };
@@ -59,10 +60,11 @@ struct spy_blob_loop {
     struct spy_blob *bs;
     h2o_loop_t *loop;
     h2o_timeout_t connect_timeout, io_timeout, idle_timeout;
-    h2o_timeout_t zero_timeout; /* deferred calls: the next turn of the loop */
-    h2o_linklist_t idle;        /* pooled connections (struct spy_blobconn._pool_link) */
-    size_t active;              /* writers, readers, deletes and owned connections alive */
-    uint64_t rng;               /* xorshift state for group choice */
+    h2o_timeout_t zero_timeout;         /* deferred calls: the next turn of the loop */
+    h2o_linklist_t idle;                /* pooled connections (struct spy_blobconn._pool_link) */
+    h2o_buffer_prototype_t input_proto; /* chunkserver sockets' input buffers (conn.h) */
+    size_t active;                      /* writers, readers, deletes and owned connections alive */
+    uint64_t rng;                       /* xorshift state for group choice */
 };
 
 /* Monotonic milliseconds (shared clock of the blacklist and the refresher). */

@@ -10,7 +10,19 @@
  * received. If a replica fails mid-stream (closed, timed out, END not OK)
  * and the bytes it sent check out, the next replica continues at the first
  * byte not yet given to the sink. A whole-piece span is also checked against
- * the piece's recorded crc32c, across failovers. */
+ * the piece's recorded crc32c, across failovers: each GET's crc is summed
+ * once, as its bytes arrive, and joined into the span's with
+ * spy_crc32c_combine when the GET ends.
+ *
+ * READ-AHEAD. While a span streams, the next span's GET is already sent on a
+ * second connection (to the replica first in its read order) and that
+ * connection is paused: the chunkserver reads and checks the piece and fills
+ * the socket while the current span drains, so the next span starts without
+ * a round trip. The paused connection reads nothing, so it costs no memory
+ * here (the kernel's socket buffer holds what came). When its span becomes
+ * current it is adopted if the read order still starts with the same
+ * replica; otherwise, or if it failed meanwhile, it is dropped uncharged and
+ * the span's GET goes out as usual. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,8 +57,15 @@ struct spy_blob_reader {
     struct spy_blobconn *conn;
     uint64_t req_id, get_len, got;
     uint32_t get_crc;
-    int head_ok;
-    uint8_t get_frame[SPY_FRAME_HDR_SIZE + SPY_GET_REQ_PAYLOAD];
+    int head_ok, get_folded;
+    /* the read-ahead GET of span ahead_span (see the top of the file) */
+    struct spy_blobconn *ahead_conn;
+    size_t ahead_span;
+    uint64_t ahead_req_id;
+    char ahead_srv[SPY_BLOBROUTE_NAME_MAX];
+    /* GET requests, by span parity: a write may still be in flight for the
+     * read-ahead while the current span's failover builds its own */
+    uint8_t get_frames[2][SPY_FRAME_HDR_SIZE + SPY_GET_REQ_PAYLOAD];
     /* life */
     int started, finished, status;
     int paused, aborted, holds;
@@ -66,10 +85,28 @@ static void drop_conn(struct spy_blob_reader *r, int reusable)
     r->paused = 0;
 }
 
+/* drop_ahead: closes the read-ahead GET's connection, if any. */
+static void drop_ahead(struct spy_blob_reader *r)
+{
+    if (r->ahead_conn != NULL)
+        spy_blobconn_release(r->ahead_conn, 0);
+    r->ahead_conn = NULL;
+}
+
+/* fold_get: joins the current GET's crc into the span's, once per GET. */
+static void fold_get(struct spy_blob_reader *r)
+{
+    if (r->get_folded)
+        return;
+    r->get_folded = 1;
+    r->span_crc = spy_crc32c_combine(r->span_crc, r->get_crc, r->got);
+}
+
 /* finish: the read is over; done runs from the next turn of the loop. */
 static void finish(struct spy_blob_reader *r, int status)
 {
     drop_conn(r, 0);
+    drop_ahead(r);
     spy_blobroute_unref(r->route);
     r->route = NULL;
     r->finished = 1;
@@ -90,6 +127,7 @@ static int span_failed_status(const struct spy_blob_reader *r)
 static void replica_failed(struct spy_blob_reader *r, int status, int reusable)
 {
     const struct span *s = &r->spans[r->cur];
+    fold_get(r);
     if (spy_blob_is_server_failure(status))
         spy_blob_server_failed(r->bs, r->srv->name, status, "get");
     else if (status == SPY_ENOTFOUND)
@@ -110,6 +148,7 @@ static void replica_failed(struct spy_blob_reader *r, int status, int reusable)
 static void span_done(struct spy_blob_reader *r)
 {
     const struct span *s = &r->spans[r->cur];
+    fold_get(r);
     drop_conn(r, 1);
     spy_blob_server_ok(r->bs, r->srv->name);
     if (s->offset == 0 && s->length == s->piece.length && r->span_crc != s->piece.crc32c) {
@@ -210,7 +249,6 @@ static int on_data(void *arg, const struct spy_frame *f, const uint8_t *data, si
     r->got += n;
     r->delivered += n;
     r->get_crc = spy_crc32c(r->get_crc, data, n);
-    r->span_crc = spy_crc32c(r->span_crc, data, n);
     SPY_BLOB_COUNT(r->bs, bytes_read, n);
     r->holds++;
     int verdict = r->sink(r->arg, data, n);
@@ -249,6 +287,109 @@ static const struct spy_blobconn_handler reader_handler = {
     .on_error = on_error,
 };
 
+/* ahead_on_input: a paused read-ahead connection delivers nothing; were it
+ * to, stop (the bytes stay buffered for when it becomes current). */
+static int ahead_on_frame(void *arg, const struct spy_frame *f, const uint8_t *payload)
+{
+    (void)arg, (void)f, (void)payload;
+    return 1;
+}
+
+static int ahead_on_data(void *arg, const struct spy_frame *f, const uint8_t *data, size_t n)
+{
+    (void)arg, (void)f, (void)data, (void)n;
+    return 1;
+}
+
+/* ahead_on_error: the read-ahead connection failed before its turn: forget
+ * it without charging the server; its span will send its own GET. */
+static void ahead_on_error(void *arg, int status)
+{
+    struct spy_blob_reader *r = arg;
+    (void)status;
+    r->ahead_conn = NULL;
+    SPY_BLOB_COUNT(r->bs, read_aheads_dropped, 1);
+}
+
+static const struct spy_blobconn_handler ahead_handler = {
+    .on_frame = ahead_on_frame,
+    .on_data = ahead_on_data,
+    .on_sent = on_sent,
+    .on_error = ahead_on_error,
+};
+
+/* send_get: a GET for [offset, offset + length) of fid on c, built in the
+ * frame buffer of span 'span'. Returns the request's req_id. */
+static uint64_t send_get(struct spy_blob_reader *r, struct spy_blobconn *c, size_t span,
+                         uint64_t offset, uint64_t length)
+{
+    uint8_t *frame = r->get_frames[span & 1];
+    uint64_t req_id = spy_blobconn_next_req_id(c);
+    struct spy_frame f = {.op = SPY_OP_GET, .req_id = req_id, .len = SPY_GET_REQ_PAYLOAD};
+    spy_frame_encode(&f, frame);
+    struct spy_get_req req = {.fid = r->spans[span].piece.fid, .offset = offset, .length = length};
+    spy_get_req_encode(&req, frame + SPY_FRAME_HDR_SIZE);
+    h2o_iovec_t iov = h2o_iovec_init(frame, SPY_FRAME_HDR_SIZE + SPY_GET_REQ_PAYLOAD);
+    spy_blobconn_send(c, &iov, 1);
+    return req_id;
+}
+
+/* send_ahead: the next span's whole GET, to the first replica of its read
+ * order, on a connection paused until that span is current. */
+static void send_ahead(struct spy_blob_reader *r)
+{
+    size_t next = r->cur + 1;
+    if (next >= r->nspans || r->ahead_conn != NULL)
+        return;
+    const struct span *s = &r->spans[next];
+    struct spy_blobroute *route = spy_blob_route_get(r->bs);
+    const struct spy_blobroute_group *g =
+        route != NULL ? spy_blobroute_group(route, s->piece.group_id) : NULL;
+    const struct spy_blobroute_server *order[SPY_BLOBROUTE_MAX_SERVERS];
+    size_t n =
+        g != NULL ? spy_blobroute_read_order(g, s->piece.fid, spy_blob_blocked, r->bs, order) : 0;
+    struct spy_blobconn *c =
+        n > 0 ? spy_blobconn_acquire(r->lp, order[0], &ahead_handler, r) : NULL;
+    if (c != NULL) {
+        r->ahead_conn = c;
+        r->ahead_span = next;
+        memcpy(r->ahead_srv, order[0]->name, sizeof(r->ahead_srv));
+        r->ahead_req_id = send_get(r, c, next, s->offset, s->length);
+        spy_blobconn_pause(c);
+    }
+    spy_blobroute_unref(route);
+}
+
+/* adopt_ahead: makes the read-ahead GET the current span's first try, if it
+ * was sent for this span to the replica first in order. Returns 1 if so. */
+static int adopt_ahead(struct spy_blob_reader *r)
+{
+    struct spy_blobconn *c = r->ahead_conn;
+    if (c == NULL)
+        return 0;
+    r->ahead_conn = NULL;
+    if (r->ahead_span != r->cur || r->norder == 0 || strcmp(r->order[0]->name, r->ahead_srv) != 0) {
+        spy_blobconn_release(c, 0);
+        SPY_BLOB_COUNT(r->bs, read_aheads_dropped, 1);
+        return 0;
+    }
+    SPY_BLOB_COUNT(r->bs, read_aheads_used, 1);
+    const struct span *s = &r->spans[r->cur];
+    r->tried = 1;
+    r->srv = r->order[r->next++];
+    r->conn = c;
+    r->req_id = r->ahead_req_id;
+    r->get_len = s->length;
+    r->got = 0;
+    r->get_crc = 0;
+    r->head_ok = 0;
+    r->get_folded = 0;
+    spy_blobconn_set_owner(c, &reader_handler, r);
+    spy_blobconn_expect(c, 1);
+    spy_blobconn_resume(c);
+    return 1;
+}
+
 /* try_next: a GET for the rest of the span on the next replica in order. */
 static void try_next(struct spy_blob_reader *r)
 {
@@ -270,18 +411,12 @@ static void try_next(struct spy_blob_reader *r)
         finish(r, SPY_ENOMEM);
         return;
     }
-    r->req_id = spy_blobconn_next_req_id(r->conn);
     r->get_len = s->length - r->delivered;
     r->got = 0;
     r->get_crc = 0;
     r->head_ok = 0;
-    struct spy_frame f = {.op = SPY_OP_GET, .req_id = r->req_id, .len = SPY_GET_REQ_PAYLOAD};
-    spy_frame_encode(&f, r->get_frame);
-    struct spy_get_req req = {
-        .fid = s->piece.fid, .offset = s->offset + r->delivered, .length = r->get_len};
-    spy_get_req_encode(&req, r->get_frame + SPY_FRAME_HDR_SIZE);
-    h2o_iovec_t iov = h2o_iovec_init(r->get_frame, sizeof(r->get_frame));
-    spy_blobconn_send(r->conn, &iov, 1);
+    r->get_folded = 0;
+    r->req_id = send_get(r, r->conn, r->cur, s->offset + r->delivered, r->get_len);
     spy_blobconn_expect(r->conn, 1);
 }
 
@@ -304,7 +439,10 @@ static void start_span(struct spy_blob_reader *r)
     r->delivered = 0;
     r->span_crc = 0;
     r->notfound = r->corrupt = r->tried = 0;
-    try_next(r);
+    if (!adopt_ahead(r))
+        try_next(r);
+    if (!r->finished && r->conn != NULL)
+        send_ahead(r);
 }
 
 /* free_reader: the end of the reader's memory. */
@@ -406,6 +544,7 @@ void spy_blob_read_abort(struct spy_blob_reader *r)
         return;
     r->aborted = 1;
     drop_conn(r, 0);
+    drop_ahead(r);
     spy_blobroute_unref(r->route);
     r->route = NULL;
     if (h2o_timeout_is_linked(&r->defer))

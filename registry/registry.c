@@ -432,6 +432,10 @@ static void metrics_blob(struct text *t, struct spy_blob *blob)
     COUNTER(t, "blob_reads_failed_total", "blob reads failed", s.reads_failed);
     COUNTER(t, "blob_bytes_read_total", "blob bytes read", s.bytes_read);
     COUNTER(t, "blob_read_failovers_total", "reads moved to another replica", s.read_failovers);
+    COUNTER(t, "blob_read_aheads_used_total", "pieces that began with their read-ahead GET",
+            s.read_aheads_used);
+    COUNTER(t, "blob_read_aheads_dropped_total", "read-ahead GETs dropped unused",
+            s.read_aheads_dropped);
     COUNTER(t, "blob_deletes_done_total", "fid deletes done", s.deletes_done);
     COUNTER(t, "blob_deletes_failed_total", "fid deletes failed", s.deletes_failed);
     COUNTER(t, "blob_conns_opened_total", "chunkserver connections opened", s.conns_opened);

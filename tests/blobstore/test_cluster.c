@@ -9,7 +9,9 @@
  *  2. delete: every replica loses the fid; a read then says not found.
  *     abort: a write aborted half-way hands every fid it took to on_orphan
  *     (completed pieces included) and calls nothing else; a read aborted
- *     from inside its sink calls nothing more.
+ *     from inside its sink calls nothing more. read-ahead: the replica that
+ *     piece 1's read-ahead GET went to is killed while piece 0 streams; the
+ *     read completes by failover, the server charged once.
  *     corruption: a flipped byte on the replica read first makes its GET end
  *     in ECORRUPT; the read fails over and returns the right bytes.
  *  3. kill -9 a replica of the group a write is streaming to: the write
@@ -201,6 +203,7 @@ struct rjob {
     size_t cap, got;
     unsigned slices;
     int done, status;
+    int hold_first, held; /* hold_first: pause at the first slice until the test resumes */
     h2o_timeout_entry_t resume;
 };
 
@@ -219,7 +222,11 @@ static int sink(void *arg, const uint8_t *data, size_t len)
     assert_true(j->got + len <= j->cap);
     memcpy(j->out + j->got, data, len);
     j->got += len;
-    if (++j->slices % 3 != 0)
+    if (++j->slices == 1 && j->hold_first) {
+        j->held = 1;
+        return SPY_BLOB_PAUSE;
+    }
+    if (j->slices % 3 != 0)
         return SPY_BLOB_CONTINUE;
     h2o_timeout_link(j->e->loop, &j->e->zero, &j->resume);
     return SPY_BLOB_PAUSE;
@@ -501,6 +508,111 @@ static void test_read_abort(void **state)
     assert_int_equal(stats(e).reads_failed, before.reads_failed + 1);
     /* The loop still works. */
     assert_int_equal(read_range(e, e->big, e->nbig, 0, 1u << 20), SPY_OK);
+}
+
+/* server_named: the index of the server whose "ip:port" is name. */
+static int server_named(const struct env *e, const char *name)
+{
+    for (int i = 0; i < CLUSTER_SERVERS; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "127.0.0.1:%d", e->c.port[i]);
+        if (strcmp(want, name) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* group_writable: 1 if the main client's route table has group id writable. */
+static int group_writable(struct env *e, uint32_t id)
+{
+    struct spy_blobroute *route = spy_blob_route_get(e->bs);
+    const struct spy_blobroute_group *g = route != NULL ? spy_blobroute_group(route, id) : NULL;
+    int writable = g != NULL && g->writable;
+    spy_blobroute_unref(route);
+    return writable;
+}
+
+/* server_answers: 1 if server i accepts a connection and answers PING. */
+static int server_answers(struct env *e, int i)
+{
+    struct spy_client *cl;
+    if (spy_client_connect("127.0.0.1", e->c.port[i], 1000, &cl) != SPY_OK)
+        return 0;
+    int ok = spy_client_ping(cl) == SPY_OK;
+    spy_client_close(cl);
+    return ok;
+}
+
+/* restart_server: starts server i again and waits until it answers, the
+ * master lists it read-write and the main client sees its group writable
+ * (the master may not even have noticed it was gone). */
+static void restart_server(struct env *e, int i)
+{
+    assert_int_equal(cluster_server_start(&e->c, i), 0);
+    for (int64_t deadline = cluster_now_ms() + 30000;
+         !server_answers(e, i) || cluster_server_status(&e->c, i) != 1 ||
+         !group_writable(e, (uint32_t)e->c.group[i]);) {
+        assert_true(cluster_now_ms() < deadline);
+        h2o_evloop_run(e->loop, 100);
+    }
+}
+
+/* The read-ahead GET of piece 1 is out while piece 0 streams; its replica is
+ * killed before piece 1's turn (the sink holds piece 0's first slice). The
+ * read still returns every byte: the dead connection shows when piece 1
+ * becomes current, the failure is charged once and the piece fails over. A
+ * client of its own keeps the main client's blacklist clean for later tests;
+ * the server is started again at the end. */
+static void test_read_ahead_replica_killed(void **state)
+{
+    struct env *e = *state;
+    struct spy_blob_config cfg;
+    spy_blob_config_init(&cfg);
+    cfg.master_port = e->c.master_port;
+    cfg.io_timeout_ms = cfg.connect_timeout_ms = IO_TIMEOUT;
+    struct spy_blob *bs2;
+    struct spy_blob_loop *lp2;
+    assert_int_equal(spy_blob_create(&cfg, &bs2), SPY_OK);
+    assert_int_equal(spy_blob_wait_ready(bs2, 10000), SPY_OK);
+    assert_int_equal(spy_blob_loop_attach(bs2, e->loop, &lp2), SPY_OK);
+    /* where piece 1's read-ahead goes: the first replica of its read order */
+    struct spy_blobroute *route = spy_blob_route_get(bs2);
+    const struct spy_blobroute_group *g = spy_blobroute_group(route, e->big[1].group_id);
+    assert_non_null(g);
+    const struct spy_blobroute_server *order[SPY_BLOBROUTE_MAX_SERVERS];
+    assert_true(spy_blobroute_read_order(g, e->big[1].fid, spy_blob_blocked, bs2, order) >= 2);
+    int victim = server_named(e, order[0]->name);
+    spy_blobroute_unref(route);
+    assert_true(victim >= 0);
+
+    struct rjob j = {.e = e, .cap = BIG, .out = malloc(BIG), .hold_first = 1};
+    j.resume.cb = on_resume;
+    assert_int_equal(spy_blob_read(lp2, e->big, e->nbig, 0, BIG, sink, on_read_done, &j, &j.r),
+                     SPY_OK);
+    run_until(e, &j.held, 10000);
+    for (int64_t until = cluster_now_ms() + 200; cluster_now_ms() < until;)
+        h2o_evloop_run(e->loop, 20); /* the read-ahead GET reaches its server */
+    fprintf(stderr, "  killing server %d, where piece 1's read-ahead went\n", victim);
+    cluster_signal_server(&e->c, victim, SIGKILL);
+    spy_blob_read_resume(j.r);
+    run_until(e, &j.done, 60000);
+    assert_int_equal(j.status, SPY_OK);
+    assert_int_equal(j.got, BIG);
+    assert_memory_equal(j.out, e->src, BIG);
+    free(j.out);
+    struct spy_blob_stats st;
+    spy_blob_stats(bs2, &st);
+    fprintf(stderr, "  read-aheads used %llu, dropped %llu; failovers %llu, charged %llu\n",
+            (unsigned long long)st.read_aheads_used, (unsigned long long)st.read_aheads_dropped,
+            (unsigned long long)st.read_failovers, (unsigned long long)st.server_failures);
+    assert_true(st.read_failovers >= 1);
+    assert_int_equal(st.server_failures, 1);
+    assert_int_equal(st.timeouts, 0);
+    assert_true(st.read_aheads_used >= e->nbig / 2); /* most pieces began without a round trip */
+    assert_int_equal(spy_blob_loop_detach(lp2), SPY_OK);
+    h2o_evloop_run(e->loop, 0);
+    spy_blob_destroy(bs2);
+    restart_server(e, victim);
 }
 
 /* corrupt_on: flips one body byte of fid's record on server i. */
@@ -823,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_write_abort),
         cmocka_unit_test(test_read_abort),
+        cmocka_unit_test(test_read_ahead_replica_killed),
         cmocka_unit_test(test_corrupt_replica),
         cmocka_unit_test(test_kill_during_write),
         cmocka_unit_test(test_read_failover_and_blacklist),
