@@ -572,6 +572,14 @@ static void linger_discard(struct conn *c)
         c->linger_left -= n;
 }
 
+/* input_use: the prototype the next read's buffer comes from, if the input
+ * is empty now (a non-empty buffer keeps its own). */
+static void input_use(struct conn *c, h2o_buffer_prototype_t *proto)
+{
+    if (c->sock->input->bytes == NULL && c->sock->input != &proto->_initial_buf)
+        h2o_buffer_init(&c->sock->input, proto);
+}
+
 /* input_truncate: keeps the first 'size' bytes of input. Like
  * h2o_buffer_consume draining a buffer, an empty result frees the buffer, so
  * an idle connection holds no input memory. */
@@ -609,6 +617,7 @@ static int read_head(struct conn *c)
         return 0;
     }
     if (in->size == 0) {
+        input_use(c, &h2o_socket_buffer_prototype);
         start_reading(c);
         return 0;
     }
@@ -720,6 +729,7 @@ static int read_body(struct conn *c, struct req *r)
             out_add(c, CONTINUE_LINE, sizeof(CONTINUE_LINE) - 1);
             out_flush(c);
         }
+        input_use(c, &c->loop->body_proto);
         start_reading(c);
         return 0;
     }

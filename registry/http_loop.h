@@ -35,6 +35,11 @@ struct spy_http_loop {
     h2o_timeout_t grace_timeout;
     h2o_timeout_entry_t grace_entry;
     h2o_linklist_t conns; /* every open connection */
+    /* Input buffers while a body streams: one read burst (2 x so_rcvbuf) in
+     * one allocation, where h2o's own 8 KiB prototype would double its way
+     * up, copying each burst once more. Heads use h2o's prototype, so an idle
+     * or slow connection holds no more than it always did. */
+    h2o_buffer_prototype_t body_proto;
     unsigned nconns;
     int draining; /* stop has begun: no accepts, no keep-alive */
     void *data;   /* on_loop_start's */

@@ -26,7 +26,9 @@
 #include "registry/http_loop.h"
 
 /* Connections accepted per listener wake-up, to share the loop fairly. */
-#define ACCEPT_BATCH 64
+#define ACCEPT_BATCH        64
+#define BODY_BUFFERS_CACHED 4            /* drained body input buffers a loop keeps */
+#define BODY_BUFFER_DEFAULT (512u << 10) /* one read burst when so_rcvbuf is the kernel's */
 
 /* h2o 2.2.5's per-thread cache of memory-pool chunks: its depth, and an
  * allocation size of which four fill a chunk (release_pool_cache). */
@@ -310,6 +312,9 @@ static void loop_init(struct spy_http_loop *l)
     h2o_timeout_init(l->evloop, &l->grace_timeout, cfg->stop_grace_ms);
     l->grace_entry.cb = on_grace_over;
     h2o_linklist_init_anchor(&l->conns);
+    l->body_proto.allocator.max = BODY_BUFFERS_CACHED;
+    l->body_proto._initial_buf.capacity =
+        cfg->so_rcvbuf > 0 ? 2 * (size_t)cfg->so_rcvbuf : BODY_BUFFER_DEFAULT;
     const struct spy_http_handler *h = &l->srv->handler;
     if (h->on_loop_start != NULL)
         l->data = h->on_loop_start(l, h->ctx);
@@ -371,6 +376,8 @@ static void loop_fini(struct spy_http_loop *l)
     free(l->queue); /* 2.2.5's evloop build closes the queue but never frees it */
     h2o_evloop_destroy(l->evloop);
     release_buffer_cache();
+    while (l->body_proto.allocator.cnt > 0)
+        free(h2o_mem_alloc_recycle(&l->body_proto.allocator, 1));
     if (l->srv->cfg.tls != NULL)
         release_pool_cache();
 }
