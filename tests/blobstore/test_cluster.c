@@ -510,6 +510,20 @@ static void test_read_abort(void **state)
     assert_int_equal(read_range(e, e->big, e->nbig, 0, 1u << 20), SPY_OK);
 }
 
+/* fresh_client: a second client of the cluster (its own route table,
+ * blacklist and loop state) on the test's loop, ready to read. */
+static void fresh_client(struct env *e, struct spy_blob **bs, struct spy_blob_loop **lp)
+{
+    struct spy_blob_config cfg;
+    spy_blob_config_init(&cfg);
+    cfg.master_port = e->c.master_port;
+    cfg.route_interval_ms = 200;
+    cfg.io_timeout_ms = cfg.connect_timeout_ms = IO_TIMEOUT;
+    assert_int_equal(spy_blob_create(&cfg, bs), SPY_OK);
+    assert_int_equal(spy_blob_wait_ready(*bs, 10000), SPY_OK);
+    assert_int_equal(spy_blob_loop_attach(*bs, e->loop, lp), SPY_OK);
+}
+
 /* server_named: the index of the server whose "ip:port" is name. */
 static int server_named(const struct env *e, const char *name)
 {
@@ -566,15 +580,9 @@ static void restart_server(struct env *e, int i)
 static void test_read_ahead_replica_killed(void **state)
 {
     struct env *e = *state;
-    struct spy_blob_config cfg;
-    spy_blob_config_init(&cfg);
-    cfg.master_port = e->c.master_port;
-    cfg.io_timeout_ms = cfg.connect_timeout_ms = IO_TIMEOUT;
     struct spy_blob *bs2;
     struct spy_blob_loop *lp2;
-    assert_int_equal(spy_blob_create(&cfg, &bs2), SPY_OK);
-    assert_int_equal(spy_blob_wait_ready(bs2, 10000), SPY_OK);
-    assert_int_equal(spy_blob_loop_attach(bs2, e->loop, &lp2), SPY_OK);
+    fresh_client(e, &bs2, &lp2);
     /* where piece 1's read-ahead goes: the first replica of its read order */
     struct spy_blobroute *route = spy_blob_route_get(bs2);
     const struct spy_blobroute_group *g = spy_blobroute_group(route, e->big[1].group_id);
@@ -739,16 +747,9 @@ static void test_kill_during_write(void **state)
  * refused: no timeout), the rest never touch it. */
 static void read_with_fresh_client(struct env *e, int victim)
 {
-    struct spy_blob_config cfg;
-    spy_blob_config_init(&cfg);
-    cfg.master_port = e->c.master_port;
-    cfg.route_interval_ms = 200;
-    cfg.io_timeout_ms = cfg.connect_timeout_ms = IO_TIMEOUT;
     struct spy_blob *bs2;
     struct spy_blob_loop *lp2;
-    assert_int_equal(spy_blob_create(&cfg, &bs2), SPY_OK);
-    assert_int_equal(spy_blob_wait_ready(bs2, 10000), SPY_OK);
-    assert_int_equal(spy_blob_loop_attach(bs2, e->loop, &lp2), SPY_OK);
+    fresh_client(e, &bs2, &lp2);
     struct spy_blob_loop *main_lp = e->lp;
     e->lp = lp2;
     cluster_signal_server(&e->c, victim, SIGKILL);

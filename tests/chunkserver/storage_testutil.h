@@ -29,6 +29,10 @@ int tu_put(struct spy_store *s, uint64_t fid, size_t len, size_t piece);
  * the store's error, or SPY_ECORRUPT for a byte mismatch. */
 int tu_check(struct spy_store *s, uint64_t fid, size_t expect_len);
 
+/* 1 if a read's slice holds object fid's bytes from 'off' on (as tu_fill
+ * makes them) and carries their crc32c. */
+int tu_slice_ok(const struct spy_store_slice *sl, uint64_t fid, uint64_t off);
+
 /* Opens a store with the given geometry; fails the test on error. */
 struct spy_store *tu_open(const char *dir, uint32_t chunks, uint64_t chunk_size, int sync);
 

@@ -65,6 +65,20 @@ static void test_detects_single_bit_flip(void **state)
     }
 }
 
+/* random_bytes: n xorshift bytes from seed, malloc'd. */
+static uint8_t *random_bytes(size_t n, uint64_t seed)
+{
+    uint8_t *buf = malloc(n);
+    assert_non_null(buf);
+    for (size_t i = 0; i < n; i++) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        buf[i] = (uint8_t)(seed >> 24);
+    }
+    return buf;
+}
+
 /* The hardware path interleaves three streams over 8 KiB and 256 B blocks
  * and joins them with precomputed shift tables: check it against the
  * portable path across those boundaries, at every alignment. */
@@ -72,15 +86,7 @@ static void test_large_buffers_agree(void **state)
 {
     (void)state;
     size_t cap = 3 * 8192 * 3 + 1000;
-    uint8_t *buf = malloc(cap);
-    assert_non_null(buf);
-    uint64_t x = 88172645463325252ull;
-    for (size_t i = 0; i < cap; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        buf[i] = (uint8_t)x;
-    }
+    uint8_t *buf = random_bytes(cap, 88172645463325252ull);
     const size_t lens[] = {767,   768,   769,   3 * 256 - 8, 24575, 24576,  24577,
                            24583, 49152, 73727, 73728,       73735, cap - 9};
     for (size_t off = 0; off < 9; off++)
@@ -100,15 +106,7 @@ static void test_combine(void **state)
 {
     (void)state;
     size_t cap = 200000;
-    uint8_t *buf = malloc(cap);
-    assert_non_null(buf);
-    uint64_t x = 0x9E3779B97F4A7C15ull;
-    for (size_t i = 0; i < cap; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        buf[i] = (uint8_t)(x >> 24);
-    }
+    uint8_t *buf = random_bytes(cap, 0x9E3779B97F4A7C15ull);
     const size_t lens[] = {0, 1, 7, 8, 255, 4096, 65536, 65537, 131072, cap};
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
         size_t len = lens[i];
