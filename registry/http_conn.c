@@ -533,8 +533,14 @@ static void layer_error(struct conn *c, int status, int abort_status, const char
     const char *code = status == 413 || status == 431 ? "SIZE_INVALID" : "UNSUPPORTED";
     char body[256];
     size_t len = spy_http_format_error(body, sizeof(body), code, message);
-    const struct spy_http_field type = {"Content-Type", "application/json"};
-    if (start_response(r, status, &type, 1, (int64_t)len, body, len, 1) != SPY_OK)
+    struct spy_http_field fields[1 + SPY_HTTP_ERROR_FIELDS_MAX] = {
+        {"Content-Type", "application/json"}};
+    size_t nextra = cfg(c)->error_nfields;
+    if (nextra > SPY_HTTP_ERROR_FIELDS_MAX)
+        nextra = SPY_HTTP_ERROR_FIELDS_MAX;
+    for (size_t i = 0; i < nextra; i++)
+        fields[1 + i] = cfg(c)->error_fields[i];
+    if (start_response(r, status, fields, 1 + nextra, (int64_t)len, body, len, 1) != SPY_OK)
         conn_close(c);
 }
 

@@ -150,7 +150,13 @@ struct spy_http_config {
     SSL_CTX *tls;                  /* NULL: plain HTTP; else serve TLS with it (from
                                       spy_http_tls_create; the server holds its own
                                       reference from start to stop) */
+    const struct spy_http_field *error_fields; /* header fields added to the layer's own
+                                                  400/408/413/431/505 answers (at most
+                                                  SPY_HTTP_ERROR_FIELDS_MAX; the caller's
+                                                  memory, valid until stop) */
+    size_t error_nfields;
 };
+#define SPY_HTTP_ERROR_FIELDS_MAX 4
 
 /* A request as the handler sees it. The layer owns it; every field but 'data'
  * is read-only. Strings are NUL-terminated copies of what the client sent

@@ -173,6 +173,8 @@ static void start_http(const struct options *o, struct spy_registry *reg, SSL_CT
     hc.port = (uint16_t)o->port;
     hc.threads = (unsigned)o->threads;
     hc.stop_grace_ms = (uint32_t)o->stop_grace_s * 1000;
+    hc.error_fields = &spy_registry_api_version_field;
+    hc.error_nfields = 1;
     struct spy_http_handler h;
     spy_registry_handler(reg, &h);
     struct spy_http_server *srv = NULL;

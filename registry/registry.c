@@ -31,6 +31,8 @@
 #define API_VERSION_NAME  "Docker-Distribution-API-Version"
 #define API_VERSION_VALUE "registry/2.0"
 
+const struct spy_http_field spy_registry_api_version_field = {API_VERSION_NAME, API_VERSION_VALUE};
+
 /* A loop's state: the public part handlers see, plus what the router needs. */
 struct reg_loop {
     struct spy_registry_loop pub; /* first: spy_registry_loop_of returns it */

@@ -123,6 +123,10 @@ enum spy_oci_code spy_registry_code_for(int status, enum spy_oci_code not_found_
  * appended to fields[0..nfields) (at most SPY_REGISTRY_FIELDS_MAX). Same
  * returns; SPY_EINVAL if nfields is over the maximum (nothing sent). */
 #define SPY_REGISTRY_FIELDS_MAX 63
+
+/* That field alone, for the HTTP layer's own error answers
+ * (spy_http_config.error_fields). */
+extern const struct spy_http_field spy_registry_api_version_field;
 int spy_registry_respond(struct spy_http_request *req, int status,
                          const struct spy_http_field *fields, size_t nfields, const void *body,
                          size_t len);

@@ -59,6 +59,9 @@ static struct fixture *start(uint32_t timeout_ms, uint64_t max_body)
     cfg.linger_ms = 500;
     cfg.stop_grace_ms = 300;
     cfg.max_body = max_body;
+    static const struct spy_http_field error_field = {"X-Layer-Error", "yes"};
+    cfg.error_fields = &error_field;
+    cfg.error_nfields = 1;
     assert_int_equal(spy_http_server_start(&cfg, &h, &f->srv), SPY_OK);
     f->ctx.srv = f->srv;
     f->port = spy_http_server_port(f->srv);
@@ -564,6 +567,7 @@ static void expect_error(struct fixture *f, const char *request, size_t len, int
     assert_true(r.close);
     assert_non_null(strstr(r.body, code));
     assert_non_null(strstr(r.head, "Content-Type: application/json"));
+    assert_non_null(strstr(r.head, "X-Layer-Error: yes")); /* the configured error fields */
     resp_free(&r);
     assert_true(at_eof(c));
     client_close(c);
