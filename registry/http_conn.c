@@ -718,6 +718,15 @@ static int read_body(struct conn *c, struct req *r)
     }
     if (r->slice_len != 0)
         release_slice(c, r);
+    if (r->discard && !r->keep_alive && !r->body_eof) {
+        /* The answer is out or on its way and the connection closes after
+         * it: reading the rest of a large body would only delay that.
+         * begin_linger drains up to drain_max, so the client still reads
+         * the answer rather than a reset. */
+        r->body_cut = 1;
+        r->body_eof = r->body_done = 1;
+        return 1;
+    }
     if (r->body_eof) {
         r->body_done = 1;
         if (r->held && !r->discard && handler(c)->on_body_end != NULL)

@@ -58,12 +58,13 @@
  * next one from there.
  *
  * EARLY RESPONSES. If the handler's terminal call comes before the body is
- * all read, the rest of the body is read and discarded: kept alive if the
- * remainder is known (Content-Length) and at most cfg.drain_max; otherwise
- * the response says "Connection: close", and after it is written the layer
- * shuts down its sending side and discards up to drain_max more bytes (or
- * until the linger timeout) before closing, so the client can read the
- * response instead of getting a reset. "100 Continue" is sent only when the
+ * all read and the remainder is known (Content-Length) and at most
+ * cfg.drain_max, the rest is read and discarded and the connection kept
+ * alive; otherwise the response says "Connection: close", the rest of the
+ * body is not read, and after the response is written the layer shuts down
+ * its sending side and discards up to drain_max more bytes (or until the
+ * linger timeout) before closing, so the client can read the response
+ * instead of getting a reset. "100 Continue" is sent only when the
  * handler has not responded by the time the body is needed; a client that
  * waited for it gets the final response and "Connection: close".
  *

@@ -528,6 +528,17 @@ static void test_early_reject(void **state)
     assert_int_equal(r.status, 413);
     assert_true(r.close);
     resp_free(&r);
+    /* ...and the server does not read the other 50 MB first: past
+     * drain_max (1 MiB) and the socket buffers it closes, so sending fails. */
+    body = random_bytes(65536);
+    size_t sent = 65536;
+    ssize_t n = 0;
+    while (sent < 50000000 && (n = send(c->fd, body, 65536, MSG_NOSIGNAL)) > 0)
+        sent += (size_t)n;
+    free(body);
+    assert_true(n < 0 && (errno == EPIPE || errno == ECONNRESET));
+    fprintf(stderr, "  early 413 on a 50 MB body: the server closed after %zu bytes\n", sent);
+    assert_true(sent < 16u << 20);
     client_close(c);
 }
 
